@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class AnonAuthConfig(AppConfig):
+    name = "anonauth"
+    verbose_name = _("Guests")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+        from django.core import checks as django_checks
+
+        from anonauth import checks, receivers
+
+        django_checks.register(checks.check_settings)
+        django_checks.register(checks.check_middleware)
+        django_checks.register(checks.check_caches, django_checks.Tags.caches)
+        django_checks.register(checks.check_security, django_checks.Tags.security)
+        user_logged_out.connect(
+            receivers.delete_guest_on_logout, dispatch_uid="anonauth.delete_guest_on_logout"
+        )

@@ -1,0 +1,184 @@
+"""System checks. Errors stop ``manage.py`` commands; warnings are advice."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
+
+from anonauth.conf import conf
+
+MIDDLEWARE_PATH = "anonauth.middleware.GuestMiddleware"
+AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+UNSHARED_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+RATE_PATTERN = re.compile(r"^\d+/\d*[smhd]$")
+
+Check = Callable[..., list[CheckMessage]]
+
+
+def check_middleware(**kwargs: Any) -> list[CheckMessage]:
+    """anonauth.E001: the middleware after AuthenticationMiddleware;
+    anonauth.E002: sessions installed; anonauth.W001: the middleware installed."""
+    middleware = list(settings.MIDDLEWARE)
+    errors: list[CheckMessage] = []
+    if "django.contrib.sessions" not in settings.INSTALLED_APPS and settings.SESSION_ENGINE in (
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+    ):
+        errors.append(
+            Error(
+                "anonauth needs sessions: add 'django.contrib.sessions' to INSTALLED_APPS.",
+                id="anonauth.E002",
+            )
+        )
+    if MIDDLEWARE_PATH not in middleware:
+        errors.append(
+            Warning(
+                f"'{MIDDLEWARE_PATH}' is not in MIDDLEWARE: guest_allowed views "
+                "will not create guests.",
+                hint=f"Add it after '{AUTH_MIDDLEWARE_PATH}'.",
+                id="anonauth.W001",
+            )
+        )
+    elif AUTH_MIDDLEWARE_PATH not in middleware or middleware.index(
+        MIDDLEWARE_PATH
+    ) < middleware.index(AUTH_MIDDLEWARE_PATH):
+        errors.append(
+            Error(
+                f"'{MIDDLEWARE_PATH}' must come after '{AUTH_MIDDLEWARE_PATH}' in MIDDLEWARE.",
+                id="anonauth.E001",
+            )
+        )
+    return errors
+
+
+def check_caches(**kwargs: Any) -> list[CheckMessage]:
+    """anonauth.W002: the rate limit counts in a cache that several processes share."""
+    if conf.RATE_LIMIT is None:
+        return []
+    cache_name = getattr(settings, "RATELIMIT_USE_CACHE", "default")
+    backend = settings.CACHES.get(cache_name, {}).get("BACKEND", "")
+    if backend in UNSHARED_CACHES:
+        return [
+            Warning(
+                f"ANONAUTH_RATE_LIMIT counts in the cache {cache_name!r} ({backend}), "
+                "which each process keeps to itself.",
+                hint="Use a shared cache such as Redis or Memcached in production "
+                "(RATELIMIT_USE_CACHE names the cache).",
+                id="anonauth.W002",
+            )
+        ]
+    return []
+
+
+def check_security(**kwargs: Any) -> list[CheckMessage]:
+    """anonauth.W003: Argon2 is the first password hasher (used when guests upgrade)."""
+    if not settings.PASSWORD_HASHERS or "Argon2" not in settings.PASSWORD_HASHERS[0]:
+        return [
+            Warning(
+                "The first of PASSWORD_HASHERS is not Argon2; upgraded guests' passwords "
+                "are hashed with it.",
+                hint="Put 'django.contrib.auth.hashers.Argon2PasswordHasher' first.",
+                id="anonauth.W003",
+            )
+        ]
+    return []
+
+
+def check_settings(**kwargs: Any) -> list[CheckMessage]:
+    """anonauth.E003: a setting of the wrong type or value;
+    anonauth.E004: a dotted path that does not import."""
+    errors: list[CheckMessage] = [
+        _type_error(name, problem) for name, problem in _setting_problems() if problem is not None
+    ]
+    errors.extend(_import_errors())
+    return errors
+
+
+def _setting_problems() -> list[tuple[str, str | None]]:
+    return [
+        ("ENABLED", _expect(conf.ENABLED, bool, "a bool")),
+        ("REQUIRE_COOKIE", _expect(conf.REQUIRE_COOKIE, bool, "a bool")),
+        ("DELETE_ON_LOGOUT", _expect(conf.DELETE_ON_LOGOUT, bool, "a bool")),
+        ("BLOCKED_USER_AGENTS", _patterns_problem(conf.BLOCKED_USER_AGENTS)),
+        ("RATE_LIMIT", _rate_problem(conf.RATE_LIMIT)),
+        ("SESSION_AGE", _positive_int(conf.SESSION_AGE)),
+        ("TOUCH_INTERVAL", _positive_int(conf.TOUCH_INTERVAL, allow_zero=True)),
+        ("MAX_AGE", _max_age_problem()),
+        ("EMAIL_DOMAIN", _domain_problem(conf.EMAIL_DOMAIN)),
+        ("REGISTER_URL", _optional_str(conf.REGISTER_URL)),
+        ("CAPTCHA_VERIFIER", _optional_str(conf.CAPTCHA_VERIFIER)),
+        ("USERNAME_GENERATOR", _expect(conf.USERNAME_GENERATOR, str, "a dotted path")),
+    ]
+
+
+def _type_error(name: str, problem: str) -> Error:
+    return Error(f"ANONAUTH_{name} must be {problem}.", id="anonauth.E003")
+
+
+def _expect(value: Any, kind: type, description: str) -> str | None:
+    return None if isinstance(value, kind) else description
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None or isinstance(value, str) else "a string or None"
+
+
+def _positive_int(value: Any, *, allow_zero: bool = False) -> str | None:
+    ok = (
+        isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1)
+    )
+    return None if ok else "a positive number of seconds"
+
+
+def _max_age_problem() -> str | None:
+    raw = getattr(settings, "ANONAUTH_MAX_AGE", timedelta(days=30))
+    if isinstance(raw, timedelta):
+        return None if raw > timedelta(0) else "a positive timedelta or number of seconds"
+    return _positive_int(raw)
+
+
+def _rate_problem(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and RATE_PATTERN.match(value)):
+        return None
+    return "None or a rate like '30/m' (django-ratelimit syntax)"
+
+
+def _patterns_problem(value: Any) -> str | None:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return "a list of regular expressions"
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError):
+            return f"a list of regular expressions ({pattern!r} is not one)"
+    return None
+
+
+def _domain_problem(value: Any) -> str | None:
+    if isinstance(value, str) and "." in value and "@" not in value:
+        return None
+    return "a domain name such as 'guest.invalid'"
+
+
+def _import_errors() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER"):
+        path = getattr(conf, name)
+        if not isinstance(path, str):
+            continue
+        try:
+            import_string(path)
+        except ImportError as error:
+            errors.append(
+                Error(f"ANONAUTH_{name} = {path!r} does not import: {error}", id="anonauth.E004")
+            )
+    return errors

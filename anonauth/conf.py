@@ -1,0 +1,109 @@
+"""anonauth's settings: one typed property per ``ANONAUTH_*`` setting, read live.
+
+Nothing is written onto ``django.conf.settings``; every property reads the project's
+value on each access so ``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+
+DEFAULT_BLOCKED_USER_AGENTS: tuple[str, ...] = (
+    r"^\s*$",  # no user agent at all
+    r"bot\b",
+    r"bot/",
+    r"crawl",
+    r"spider",
+    r"slurp",
+    r"facebookexternalhit",
+    r"preview",
+    r"monitor",
+    r"^curl/",
+    r"^wget/",
+    r"^python-requests/",
+    r"^python-urllib/",
+    r"^python-httpx/",
+    r"^aiohttp/",
+    r"^go-http-client/",
+    r"^java/",
+    r"^okhttp/",
+    r"^apache-httpclient/",
+    r"^libwww-perl/",
+    r"^scrapy/",
+    r"^httpie/",
+    r"^postmanruntime/",
+)
+
+
+class Settings:
+    """Typed, live view of the ``ANONAUTH_*`` settings with their defaults."""
+
+    def _get(self, name: str, default: Any) -> Any:
+        return getattr(settings, f"ANONAUTH_{name}", default)
+
+    @property
+    def ENABLED(self) -> bool:
+        value: bool = self._get("ENABLED", True)
+        return value
+
+    @property
+    def BLOCKED_USER_AGENTS(self) -> Sequence[str]:
+        value: Sequence[str] = self._get("BLOCKED_USER_AGENTS", DEFAULT_BLOCKED_USER_AGENTS)
+        return value
+
+    @property
+    def REQUIRE_COOKIE(self) -> bool:
+        value: bool = self._get("REQUIRE_COOKIE", True)
+        return value
+
+    @property
+    def RATE_LIMIT(self) -> str | None:
+        value: str | None = self._get("RATE_LIMIT", "30/m")
+        return value
+
+    @property
+    def CAPTCHA_VERIFIER(self) -> str | None:
+        value: str | None = self._get("CAPTCHA_VERIFIER", None)
+        return value
+
+    @property
+    def SESSION_AGE(self) -> int:
+        value: int = self._get("SESSION_AGE", int(timedelta(days=30).total_seconds()))
+        return value
+
+    @property
+    def TOUCH_INTERVAL(self) -> int:
+        value: int = self._get("TOUCH_INTERVAL", int(timedelta(hours=1).total_seconds()))
+        return value
+
+    @property
+    def MAX_AGE(self) -> timedelta:
+        value: timedelta | int = self._get("MAX_AGE", timedelta(days=30))
+        return value if isinstance(value, timedelta) else timedelta(seconds=value)
+
+    @property
+    def EMAIL_DOMAIN(self) -> str:
+        value: str = self._get("EMAIL_DOMAIN", "guest.invalid")
+        return value
+
+    @property
+    def USERNAME_GENERATOR(self) -> str:
+        value: str = self._get("USERNAME_GENERATOR", "anonauth.guests.generate_username")
+        return value
+
+    @property
+    def DELETE_ON_LOGOUT(self) -> bool:
+        value: bool = self._get("DELETE_ON_LOGOUT", True)
+        return value
+
+    @property
+    def REGISTER_URL(self) -> str | None:
+        value: str | None = self._get("REGISTER_URL", None)
+        return value
+
+
+conf = Settings()

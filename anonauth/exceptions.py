@@ -1,0 +1,70 @@
+"""One error hierarchy: every failure anonauth reports carries a machine-readable code.
+
+The HTTP API maps the codes to statuses in one place (``anonauth.views.STATUS_BY_CODE``).
+"""
+
+from __future__ import annotations
+
+
+class AnonAuthError(Exception):
+    """Base class of anonauth's errors: a human message and a stable ``code``."""
+
+    code = "error"
+
+    def __init__(self, message: str = "", code: str | None = None) -> None:
+        self.message = message or self.__doc__ or self.code
+        if code is not None:
+            self.code = code
+        super().__init__(self.message)
+
+
+class GuestRefused(AnonAuthError):
+    """No guest may be created for this request."""
+
+    code = "refused"
+
+
+class GuestsDisabled(GuestRefused):
+    """Guest users are disabled on this site."""
+
+    code = "disabled"
+
+
+class ClientRefused(GuestRefused):
+    """This client cannot hold a guest session (a crawler, a HEAD request, no cookies)."""
+
+    code = "client_refused"
+
+
+class RateLimited(GuestRefused):
+    """Too many guests were created from this address; try again later."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str = "", *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CaptchaFailed(GuestRefused):
+    """The CAPTCHA check failed."""
+
+    code = "captcha_failed"
+
+
+class AlreadyAuthenticated(AnonAuthError):
+    """A registered user is already signed in."""
+
+    code = "already_authenticated"
+
+
+class NotGuest(AnonAuthError):
+    """This operation is only for guest users."""
+
+    code = "not_guest"
+
+
+class DeletionBlocked(AnonAuthError):
+    """The guest cannot be deleted: other data protects it."""
+
+    code = "deletion_blocked"

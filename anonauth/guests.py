@@ -1,0 +1,377 @@
+"""Guest identity: ``is_guest``, ``create_guest``, ``ensure_guest`` and the admission gates."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+)
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import IntegrityError, models, transaction
+from django.db.models import ProtectedError, RestrictedError
+from django.http import HttpRequest
+from django.middleware.csrf import rotate_token
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django_ratelimit.core import get_usage
+
+from anonauth import signals
+from anonauth.conf import conf
+from anonauth.exceptions import (
+    AlreadyAuthenticated,
+    CaptchaFailed,
+    ClientRefused,
+    DeletionBlocked,
+    GuestRefused,
+    GuestsDisabled,
+    NotGuest,
+    RateLimited,
+)
+from anonauth.models import Guest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    # Any user model (AUTH_USER_MODEL is swappable), and what ``request.user`` may be.
+    User = AbstractBaseUser
+    AnyUser = AbstractBaseUser | AnonymousUser
+
+# Session key holding the time (epoch seconds) of the guest's last recorded activity.
+# Its presence marks a guest session; the middleware touches ``last_seen`` from it.
+SEEN_SESSION_KEY = "_anonauth_seen"
+# Cookie set for a visitor refused only for sending no cookie, so its next request qualifies.
+PROBE_COOKIE = "anonauth"
+RATE_LIMIT_GROUP = "anonauth.create_guest"
+# Concurrent requests carrying one cookie may claim the guest created for that cookie
+# within this window; after it a reused cookie gets a guest of its own.
+CLAIM_WINDOW = timedelta(seconds=60)
+USERNAME_ATTEMPTS = 5
+SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
+
+
+def is_guest(user: Any) -> bool:
+    """Return whether ``user`` is a guest (cached on the user instance)."""
+    if not getattr(user, "is_authenticated", False) or user.pk is None:
+        return False
+    return hasattr(user, "anonauth_guest")
+
+
+def create_guest(*, request: HttpRequest | None = None) -> User:
+    """Create a guest user and return it, without logging it in."""
+    user, _created = _create_guest_user(creation_key=None, request=request)
+    return user
+
+
+def ensure_guest(request: HttpRequest) -> AnyUser:
+    """Return the signed-in user, creating and logging in a guest if there is none.
+
+    The lazy path's admission gates apply: when one refuses, the visitor stays
+    anonymous, the anonymous user is returned and the refusal is kept on
+    ``request.anonauth_refusal`` for the view to show. Idempotent and race-safe:
+    concurrent requests carrying the same cookie get the same guest.
+    """
+    user: AnyUser = request.user
+    if user.is_authenticated:
+        return user
+    try:
+        check_admission(request, lazy=True)
+    except GuestRefused as refusal:
+        request.anonauth_refusal = refusal  # type: ignore[attr-defined]
+        return user
+    return sign_in_new_guest(request)[0]
+
+
+def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
+    """Sign a guest in for the API: return ``(user, created)``.
+
+    An existing guest is returned as it is; a registered user raises
+    :class:`AlreadyAuthenticated`; the gates that apply to API clients (enabled,
+    rate limit, CAPTCHA) raise their :class:`GuestRefused` subclasses.
+    """
+    user: AnyUser = request.user
+    if user.is_authenticated:
+        if is_guest(user):
+            return user, False
+        raise AlreadyAuthenticated()
+    check_admission(request, lazy=False)
+    return sign_in_new_guest(request)
+
+
+def sign_in_new_guest(request: HttpRequest) -> tuple[User, bool]:
+    """Create (or claim, in a race) the guest for this request's cookie and log it in."""
+    user, created = _create_guest_user(creation_key=_creation_key(request), request=request)
+    start_guest_session(request, user)
+    return user, created
+
+
+def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
+    """Delete a guest and everything that cascades from it; end its session."""
+    if not is_guest(user):
+        raise NotGuest()
+    try:
+        with transaction.atomic():
+            user.delete()
+    except (ProtectedError, RestrictedError) as error:
+        raise DeletionBlocked(str(error.args[0])) from error
+    if request is not None:
+        request.session.flush()
+        request.user = AnonymousUser()
+
+
+# Admission gates
+
+
+def check_admission(request: HttpRequest, *, lazy: bool) -> None:
+    """Raise a :class:`GuestRefused` subclass if no guest may be created for ``request``.
+
+    ``lazy`` adds the gates that only make sense when a guest is created as a side
+    effect of browsing: the request method, the user agent and the cookie check.
+    """
+    if not conf.ENABLED:
+        raise GuestsDisabled()
+    if lazy:
+        _check_client(request)
+    _check_rate(request)
+    _check_captcha(request)
+
+
+def _check_client(request: HttpRequest) -> None:
+    if request.method in SKIPPED_METHODS:
+        raise ClientRefused("HEAD and OPTIONS requests get no guest.", code="method_refused")
+    if blocked_user_agent(request.headers.get("User-Agent", "")):
+        raise ClientRefused("This user agent gets no guest.", code="user_agent_refused")
+    if conf.REQUIRE_COOKIE and not request.COOKIES and not request.session.session_key:
+        raise ClientRefused("Clients that keep no cookies get no guest.", code="no_cookie")
+
+
+def blocked_user_agent(user_agent: str) -> bool:
+    """Return whether ``user_agent`` matches ``ANONAUTH_BLOCKED_USER_AGENTS``."""
+    return bool(_user_agent_pattern(tuple(conf.BLOCKED_USER_AGENTS)).search(user_agent))
+
+
+@functools.lru_cache(maxsize=8)
+def _user_agent_pattern(patterns: Sequence[str]) -> re.Pattern[str]:
+    if not patterns:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+def _check_rate(request: HttpRequest) -> None:
+    if conf.RATE_LIMIT is None:
+        return
+    usage = get_usage(
+        request, group=RATE_LIMIT_GROUP, key="ip", rate=conf.RATE_LIMIT, increment=True
+    )
+    if usage is not None and usage["should_limit"]:
+        raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
+
+
+def _check_captcha(request: HttpRequest) -> None:
+    if conf.CAPTCHA_VERIFIER is None:
+        return
+    verifier: Callable[[HttpRequest], bool] = import_string(conf.CAPTCHA_VERIFIER)
+    if not verifier(request):
+        raise CaptchaFailed()
+
+
+# Creation
+
+
+def _create_guest_user(
+    *, creation_key: str | None, request: HttpRequest | None
+) -> tuple[User, bool]:
+    """Insert a guest user; in a race for ``creation_key``, return the winner's.
+
+    Returns ``(user, created)``. A username collision is retried with a fresh name.
+    """
+    for attempt in range(USERNAME_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                user = _insert_user()
+                guest = Guest.objects.create(user_id=user.pk, creation_key=creation_key)
+        except IntegrityError:
+            claimed = _claim(creation_key)
+            if claimed is not None:
+                return claimed, False
+            if attempt == USERNAME_ATTEMPTS - 1:
+                raise
+            creation_key = _usable_key(creation_key)
+            continue
+        user.anonauth_guest = guest  # type: ignore[attr-defined]
+        signals.send_after_commit(signals.guest_created, type(user), user=user, request=request)
+        return user, True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _claim(creation_key: str | None) -> User | None:
+    """Return the guest created for ``creation_key`` within the claim window, if any."""
+    if creation_key is None:
+        return None
+    guest = (
+        Guest.objects.select_related("user")
+        .filter(creation_key=creation_key, created_at__gte=timezone.now() - CLAIM_WINDOW)
+        .first()
+    )
+    return None if guest is None else guest.user
+
+
+def _usable_key(creation_key: str | None) -> str | None:
+    """Drop a creation key that an old guest still holds, so the insert can succeed."""
+    if creation_key is not None and Guest.objects.filter(creation_key=creation_key).exists():
+        return None
+    return creation_key
+
+
+def _creation_key(request: HttpRequest) -> str | None:
+    """A digest of the cookie identifying this client, shared by its concurrent requests."""
+    from django.conf import settings
+
+    candidates = (
+        ("session", request.session.session_key),
+        ("probe", request.COOKIES.get(PROBE_COOKIE)),
+        ("csrf", request.COOKIES.get(settings.CSRF_COOKIE_NAME)),
+    )
+    for name, value in candidates:
+        if value:
+            return hashlib.sha256(f"{name}:{value}".encode()).hexdigest()
+    return None
+
+
+def _insert_user() -> User:
+    model = get_user_model()
+    user = model(**_identity_fields(model))
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+def _identity_fields(model: type[Any]) -> dict[str, Any]:
+    """Username and email values for a new guest, respecting the model's fields."""
+    username_name: str = model.USERNAME_FIELD
+    email_name: str = model.get_email_field_name()
+    email_field = _field_or_none(model, email_name)
+    fields: dict[str, Any] = {}
+    if email_field is not None and _needs_email(email_field):
+        local = _generate_username(max_length=64)
+        fields[email_name] = f"{local}@{conf.EMAIL_DOMAIN}"
+    if username_name not in fields:
+        username_field = _field_or_none(model, username_name)
+        max_length = getattr(username_field, "max_length", None) or 150
+        fields[username_name] = _generate_username(max_length=max_length)
+    return fields
+
+
+def _field_or_none(model: type[Any], name: str) -> models.Field[Any, Any] | None:
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    return field if isinstance(field, models.Field) else None
+
+
+def _needs_email(field: models.Field[Any, Any]) -> bool:
+    """A unique or required email cannot stay empty, so guests get a synthetic one."""
+    return bool(field.unique or (not field.blank and not field.null))
+
+
+def _generate_username(*, max_length: int) -> str:
+    generator: Callable[..., str] = import_string(conf.USERNAME_GENERATOR)
+    name = generator(max_length=max_length)
+    if not name or len(name) > max_length:
+        raise ImproperlyConfigured(
+            f"ANONAUTH_USERNAME_GENERATOR returned {name!r}, which is empty or longer "
+            f"than {max_length} characters."
+        )
+    return name
+
+
+GUEST_PREFIX = "guest-"
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def generate_username(*, max_length: int) -> str:
+    """The default guest username: ``guest-`` and up to 20 random characters.
+
+    Drawn from :mod:`secrets` (36**20, about 10**31 names); the prefix is dropped
+    when the field is too short for it.
+    """
+    prefix = GUEST_PREFIX if max_length >= len(GUEST_PREFIX) + 12 else ""
+    length = min(20, max_length - len(prefix))
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+# Sessions
+
+
+def start_guest_session(request: HttpRequest, user: User) -> None:
+    """Log ``user`` in on ``request`` as a guest: rotated session key, data kept.
+
+    Like :func:`django.contrib.auth.login` without its ``user_logged_in`` signal (a
+    guest presents no credential, so ``last_login`` and login receivers don't apply);
+    listen to ``guest_created`` instead.
+    """
+    from django.conf import settings
+
+    rotate_session_key(request)
+    session = request.session
+    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session[SEEN_SESSION_KEY] = int(time.time())
+    session.set_expiry(conf.SESSION_AGE)
+    request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
+    rotate_token(request)
+
+
+def rotate_session_key(request: HttpRequest) -> None:
+    """Give the session a new key, keeping its data (against session fixation).
+
+    The old session is deleted now; the new key is created when the response saves
+    the session, which saves the query :meth:`SessionBase.cycle_key` spends.
+    """
+    session = request.session
+    if session.session_key is None:
+        return
+    data = dict(session.items())
+    session.flush()
+    session.update(data)
+
+
+def touch_due(request: HttpRequest) -> bool:
+    """Whether the guest's ``last_seen`` is due a write, decided from the loaded session.
+
+    Only a session the request has already read counts: this costs no query.
+    """
+    session = getattr(request, "session", None)
+    if session is None or not session.accessed:
+        return False
+    seen = session.get(SEEN_SESSION_KEY)
+    return seen is not None and time.time() - seen >= conf.TOUCH_INTERVAL
+
+
+def touch(request: HttpRequest) -> None:
+    """Write ``last_seen`` for the guest signed in on ``request`` (one UPDATE).
+
+    A session whose user is no longer a guest loses its marker. The middleware calls
+    this when :func:`touch_due` says so, at most once per ``ANONAUTH_TOUCH_INTERVAL``.
+    """
+    session = request.session
+    updated = Guest.objects.filter(user_id=str(session.get(SESSION_KEY))).update(
+        last_seen=timezone.now(), creation_key=None
+    )
+    if updated:
+        session[SEEN_SESSION_KEY] = int(time.time())
+    else:
+        del session[SEEN_SESSION_KEY]

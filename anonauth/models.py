@@ -1,0 +1,38 @@
+"""The guest flag: a user is a guest iff a :class:`Guest` row points at it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Guest(models.Model):
+    """Marks a user as a guest and records its activity.
+
+    ``last_seen`` is written at most once per ``ANONAUTH_TOUCH_INTERVAL``; staleness
+    (and so purging) is measured from it. ``creation_key`` is a digest of the cookie
+    the visitor carried when the guest was created: concurrent requests with the same
+    cookie collide on it, so exactly one guest is created for them.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="anonauth_guest",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now, db_index=True)
+    creation_key = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False
+    )
+
+    class Meta:
+        verbose_name = _("guest")
+        verbose_name_plural = _("guests")
+
+    def __str__(self) -> str:
+        return str(self.user)

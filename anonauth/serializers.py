@@ -1,0 +1,44 @@
+"""Serializers of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from anonauth.guests import is_guest
+
+
+class UserSerializer(serializers.Serializer[Any]):
+    """A user as the API shows it. Guests show no email (theirs is never real)."""
+
+    id = serializers.ReadOnlyField(source="pk")
+    username = serializers.ReadOnlyField(source="get_username")
+    email = serializers.SerializerMethodField()
+    is_guest = serializers.SerializerMethodField()
+
+    def get_email(self, user: Any) -> str | None:
+        if is_guest(user):
+            return None
+        return getattr(user, user.get_email_field_name(), None) or None
+
+    def get_is_guest(self, user: Any) -> bool:
+        return is_guest(user)
+
+
+class SignInSerializer(serializers.Serializer[Any]):
+    """The sign-in answer: the guest, and for app clients the session token."""
+
+    user = UserSerializer()
+    session_token = serializers.CharField(allow_null=True)
+
+
+class SessionSerializer(serializers.Serializer[Any]):
+    user = UserSerializer()
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """Every error the API returns: a stable ``code`` and a human ``detail``."""
+
+    code = serializers.CharField()
+    detail = serializers.JSONField()

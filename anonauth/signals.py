@@ -1,0 +1,47 @@
+"""anonauth's signals. All are sent with keyword arguments; receivers take ``**kwargs``.
+
+Signals sent "after commit" are sent with ``send_robust``: a receiver that raises is
+logged and does not undo the committed change nor break the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger("anonauth")
+
+# A guest user was created. Sent after the creating transaction commits.
+# sender: the user model; arguments: user, request (None outside a request).
+guest_created = Signal()
+
+# A guest was upgraded in place to a full account. Sent after commit.
+# sender: the user model; arguments: user, request, method ("password", "social", ...).
+guest_upgraded = Signal()
+
+# A guest is about to be merged into an existing account. Sent inside the link
+# transaction: an exception rolls the whole link back.
+# sender: the user model; arguments: guest, user, request.
+guest_linking = Signal()
+
+# A guest was merged into an existing account. Sent after commit.
+# sender: the user model; arguments: guest_id, user, request, result (a LinkResult).
+guest_linked = Signal()
+
+# A batch of stale guests was purged. Sent after each batch commits.
+# sender: the user model; arguments: user_ids (a list of primary keys).
+guests_purged = Signal()
+
+
+def send_after_commit(signal: Signal, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal`` robustly once the current transaction commits; log failures."""
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender, **kwargs):
+            if isinstance(result, Exception):
+                logger.error("anonauth: signal receiver %r raised", receiver, exc_info=result)
+
+    transaction.on_commit(send)

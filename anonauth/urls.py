@@ -1,0 +1,15 @@
+"""URLs of the HTTP API: ``path("auth/anonymous/", include("anonauth.urls"))``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from anonauth import views
+
+app_name = "anonauth"
+
+urlpatterns = [
+    path("sign-in/", views.SignInView.as_view(), name="sign-in"),
+    path("session/", views.SessionView.as_view(), name="session"),
+    path("delete/", views.DeleteView.as_view(), name="delete"),
+]

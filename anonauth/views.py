@@ -1,0 +1,124 @@
+"""The HTTP API (DRF). Each view calls one core function; errors map to statuses here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from anonauth import guests
+from anonauth.exceptions import AnonAuthError, RateLimited
+from anonauth.middleware import SESSION_TOKEN_HEADER
+from anonauth.permissions import IsGuest
+from anonauth.serializers import UserSerializer
+
+STATUS_BY_CODE: dict[str, int] = {
+    "already_authenticated": status.HTTP_409_CONFLICT,
+    "rate_limited": status.HTTP_429_TOO_MANY_REQUESTS,
+    "captcha_failed": status.HTTP_400_BAD_REQUEST,
+    "disabled": status.HTTP_403_FORBIDDEN,
+    "not_guest": status.HTTP_403_FORBIDDEN,
+    "deletion_blocked": status.HTTP_409_CONFLICT,
+}
+
+
+def error_response(code: str, detail: Any, status_code: int) -> Response:
+    """The API's one error shape: ``{"code": ..., "detail": ...}``."""
+    return Response({"code": code, "detail": detail}, status=status_code)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render anonauth's errors and DRF's own in the ``{"code", "detail"}`` shape."""
+    if isinstance(exc, AnonAuthError):
+        error = error_response(exc.code, exc.message, STATUS_BY_CODE.get(exc.code, 400))
+        if isinstance(exc, RateLimited):
+            error["Retry-After"] = str(exc.retry_after)
+        return error
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "invalid"
+        response.data = {"code": code, "detail": response.data.get("detail", response.data)}
+    return response
+
+
+class GuestSessionAuthentication(SessionAuthentication):
+    """Session authentication that answers 401 (not 403) when credentials are missing.
+
+    CSRF is checked for every cookie client by :class:`AnonAuthAPIView`, signed in
+    or not, so it is not checked a second time here.
+    """
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Session"
+
+    def enforce_csrf(self, request: Request) -> None:
+        return None
+
+
+class AnonAuthAPIView(APIView):
+    """Base of anonauth's views: one error shape, CSRF for every cookie client."""
+
+    authentication_classes = [GuestSessionAuthentication]
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and request.COOKIES:
+            check_csrf(request)
+        super().initial(request, *args, **kwargs)
+
+
+def check_csrf(request: Request) -> None:
+    """Enforce Django's CSRF check (a token client is exempt: see ``use_session_token``)."""
+    try:
+        SessionAuthentication().enforce_csrf(request)
+    except exceptions.PermissionDenied as denied:
+        raise exceptions.PermissionDenied(denied.detail, code="csrf_failed") from denied
+
+
+def session_token(request: HttpRequest) -> str | None:
+    """The session key for app clients (no cookies); ``None`` for cookie clients."""
+    if request.COOKIES and not request.headers.get(SESSION_TOKEN_HEADER):
+        return None
+    if request.session.session_key is None:
+        request.session.save()
+    return request.session.session_key
+
+
+class SignInView(AnonAuthAPIView):
+    """POST: sign in as a guest (201 new guest, 200 the guest already signed in)."""
+
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        user, created = guests.sign_in(request._request)
+        body = {"user": UserSerializer(user).data, "session_token": session_token(request._request)}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SessionView(AnonAuthAPIView):
+    """GET: the signed-in user (guest or registered)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response({"user": UserSerializer(request.user).data})
+
+
+class DeleteView(AnonAuthAPIView):
+    """POST: a guest deletes itself and its data, and its session ends."""
+
+    permission_classes = [IsAuthenticated, IsGuest]
+
+    def post(self, request: Request) -> Response:
+        guests.delete_guest(request.user, request=request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,98 @@
+"""Views the tests drive: each kind of view, marked and unmarked."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import View
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from anonauth.decorators import guest_allowed, registered_user_required
+from anonauth.guests import ensure_guest, is_guest
+
+
+def describe(request: HttpRequest) -> JsonResponse:
+    user = request.user
+    refusal = getattr(request, "anonauth_refusal", None)
+    return JsonResponse(
+        {
+            "id": user.pk,
+            "is_guest": is_guest(user),
+            "refusal": refusal.code if refusal else None,
+        }
+    )
+
+
+def plain(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("plain")
+
+
+def session_touch(request: HttpRequest) -> HttpResponse:
+    request.session.get("anything")
+    return HttpResponse("touched")
+
+
+@guest_allowed
+def guest_fn(request: HttpRequest) -> JsonResponse:
+    return describe(request)
+
+
+@guest_allowed
+class GuestCBV(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        return describe(request)
+
+    def post(self, request: HttpRequest) -> JsonResponse:
+        return describe(request)
+
+
+@guest_allowed
+class GuestDRF(APIView):
+    def get(self, request: Request) -> JsonResponse:
+        return describe(request._request)
+
+    def post(self, request: Request) -> JsonResponse:
+        return describe(request._request)
+
+
+@guest_allowed
+@api_view(["GET", "POST"])
+def guest_api_view(request: Request) -> JsonResponse:
+    return describe(request._request)
+
+
+def ensure(request: HttpRequest) -> JsonResponse:
+    ensure_guest(request)
+    return describe(request)
+
+
+@registered_user_required
+def registered_fn(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("members only")
+
+
+@registered_user_required
+class RegisteredCBV(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("members only")
+
+
+@registered_user_required
+class RegisteredDRF(APIView):
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+@guest_allowed
+async def async_guest(request: HttpRequest) -> JsonResponse:
+    user = await request.auser()
+    guest = await _is_guest(user)
+    return JsonResponse({"id": user.pk, "is_guest": guest})
+
+
+async def _is_guest(user: object) -> bool:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(is_guest)(user)

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from tests.testapp import views
+
+urlpatterns = [
+    path("auth/anonymous/", include("anonauth.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("plain/", views.plain, name="plain"),
+    path("guest-fn/", views.guest_fn, name="guest-fn"),
+    path("guest-cbv/", views.GuestCBV.as_view(), name="guest-cbv"),
+    path("guest-drf/", views.GuestDRF.as_view(), name="guest-drf"),
+    path("guest-api-view/", views.guest_api_view, name="guest-api-view"),
+    path("ensure/", views.ensure, name="ensure"),
+    path("registered-fn/", views.registered_fn, name="registered-fn"),
+    path("registered-cbv/", views.RegisteredCBV.as_view(), name="registered-cbv"),
+    path("registered-drf/", views.RegisteredDRF.as_view(), name="registered-drf"),
+    path("async-guest/", views.async_guest, name="async-guest"),
+    path("session-touch/", views.session_touch, name="session-touch"),
+    path("", include("example_project.shop.urls")),
+]
