@@ -68,3 +68,15 @@ class DeletionBlocked(AnonAuthError):
     """The guest cannot be deleted: other data protects it."""
 
     code = "deletion_blocked"
+
+
+class LinkConflict(AnonAuthError):
+    """The account already has data that cannot be merged with the guest's."""
+
+    code = "link_conflict"
+
+
+class InvalidCredentials(AnonAuthError):
+    """The login or password is wrong."""
+
+    code = "invalid_credentials"

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 # Session key holding the time (epoch seconds) of the guest's last recorded activity.
 # Its presence marks a guest session; the middleware touches ``last_seen`` from it.
 SEEN_SESSION_KEY = "_anonauth_seen"
+# Request attribute naming the guest whose session ``login()`` flushed (for linking).
+FLUSHED_GUEST_ATTR = "anonauth_flushed_guest_id"
 # Cookie set for a visitor refused only for sending no cookie, so its next request qualifies.
 PROBE_COOKIE = "anonauth"
 RATE_LIMIT_GROUP = "anonauth.create_guest"
@@ -143,7 +145,7 @@ def check_admission(request: HttpRequest, *, lazy: bool) -> None:
         raise GuestsDisabled()
     if lazy:
         _check_client(request)
-    _check_rate(request)
+    check_rate(request, group=RATE_LIMIT_GROUP, rate=conf.RATE_LIMIT)
     _check_captcha(request)
 
 
@@ -168,12 +170,11 @@ def _user_agent_pattern(patterns: Sequence[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-def _check_rate(request: HttpRequest) -> None:
-    if conf.RATE_LIMIT is None:
+def check_rate(request: HttpRequest, *, group: str, rate: str | None) -> None:
+    """Count this request against the per-IP ``rate`` of ``group``; raise when over it."""
+    if rate is None:
         return
-    usage = get_usage(
-        request, group=RATE_LIMIT_GROUP, key="ip", rate=conf.RATE_LIMIT, increment=True
-    )
+    usage = get_usage(request, group=group, key="ip", rate=rate, increment=True)
     if usage is not None and usage["should_limit"]:
         raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
 
@@ -347,6 +348,32 @@ def rotate_session_key(request: HttpRequest) -> None:
     data = dict(session.items())
     session.flush()
     session.update(data)
+
+
+def watch_session(request: HttpRequest) -> None:
+    """Note which guest a session belonged to when it is flushed, before ``login()``
+    replaces it, so the login can link that guest (see ``receivers.link_guest_on_login``).
+
+    Wraps the session's ``flush``/``aflush`` on this request only: no query, and
+    nothing at all for requests without a session key.
+    """
+    session = getattr(request, "session", None)
+    if session is None or session.session_key is None:
+        return
+    flush, aflush = session.flush, session.aflush
+
+    def noting_flush() -> None:
+        if session.get(SEEN_SESSION_KEY) is not None:
+            setattr(request, FLUSHED_GUEST_ATTR, session.get(SESSION_KEY))
+        flush()
+
+    async def noting_aflush() -> None:
+        if await session.aget(SEEN_SESSION_KEY) is not None:
+            setattr(request, FLUSHED_GUEST_ATTR, await session.aget(SESSION_KEY))
+        await aflush()
+
+    session.flush = noting_flush
+    session.aflush = noting_aflush
 
 
 def touch_due(request: HttpRequest) -> bool:

@@ -37,6 +37,13 @@ class SessionSerializer(serializers.Serializer[Any]):
     user = UserSerializer()
 
 
+class LinkSerializer(serializers.Serializer[Any]):
+    """The link request: an existing account's login (username or email) and password."""
+
+    login = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
 class ErrorSerializer(serializers.Serializer[Any]):
     """Every error the API returns: a stable ``code`` and a human ``detail``."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import login
 from django.http import HttpRequest
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
@@ -13,11 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests
+from anonauth import guests, link
 from anonauth.exceptions import AnonAuthError, RateLimited
 from anonauth.middleware import SESSION_TOKEN_HEADER
 from anonauth.permissions import IsGuest
-from anonauth.serializers import UserSerializer
+from anonauth.serializers import LinkSerializer, UserSerializer
 
 STATUS_BY_CODE: dict[str, int] = {
     "already_authenticated": status.HTTP_409_CONFLICT,
@@ -26,6 +27,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "disabled": status.HTTP_403_FORBIDDEN,
     "not_guest": status.HTTP_403_FORBIDDEN,
     "deletion_blocked": status.HTTP_409_CONFLICT,
+    "invalid_credentials": status.HTTP_400_BAD_REQUEST,
+    "link_conflict": status.HTTP_409_CONFLICT,
 }
 
 
@@ -122,3 +125,26 @@ class DeleteView(AnonAuthAPIView):
     def post(self, request: Request) -> Response:
         guests.delete_guest(request.user, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LinkView(AnonAuthAPIView):
+    """POST ``{login, password}``: merge the signed-in guest into that account, log it in."""
+
+    permission_classes = [IsAuthenticated, IsGuest]
+
+    def post(self, request: Request) -> Response:
+        data = LinkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        django_request = request._request
+        account = link.authenticate_account(
+            django_request, data.validated_data["login"], data.validated_data["password"]
+        )
+        result = link.link_guest(request.user, account, request=django_request)
+        django_request.anonauth_link_result = result  # type: ignore[attr-defined]
+        login(django_request, account)
+        body = {
+            "user": UserSerializer(account).data,
+            "moved": result.moved,
+            "dropped": result.dropped,
+        }
+        return Response(body)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "anonauth",
     "example_project.shop",
     "tests.testapp",
+    "tests.linkapp",
 ]
 
 MIDDLEWARE = [

@@ -141,3 +141,50 @@ def test_checks_are_registered() -> None:
         checks.check_security,
     ):
         assert check in registered
+
+
+class TestLinkSettings:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("LINK_REASSIGN", "some"),
+            ("LINK_REASSIGN", ["shop.Cart"]),
+            ("LINK_EXCLUDE", "shop.Cart.owner"),
+            ("LINK_EXCLUDE", ["shop/Cart/owner"]),
+            ("LINK_CONFLICTS", ["shop.Cart.owner"]),
+            ("LINK_CONFLICTS", {"shop.Cart": "keep_target"}),
+            ("LINK_CONFLICTS", {"shop.Cart.owner": "merge"}),
+            ("LINK_DELETE_GUEST", "no"),
+            ("LINK_RATE_LIMIT", "often"),
+        ],
+    )
+    def test_e003_bad_values(self, name: str, value: Any) -> None:
+        with override_settings(**{f"ANONAUTH_{name}": value}):
+            errors = checks.check_settings()
+        assert ids(errors) == ["anonauth.E003"]
+        assert errors[0].msg.startswith(f"ANONAUTH_{name} must be")
+
+    @override_settings(
+        ANONAUTH_LINK_REASSIGN=["shop.Cart.owner", "linkapp.Note.author"],
+        ANONAUTH_LINK_CONFLICTS={"shop.Cart.owner": "keep_guest", "linkapp.Profile.user": "error"},
+        ANONAUTH_LINK_EXCLUDE=["anonauth.Guest.user"],
+    )
+    def test_good_link_settings(self) -> None:
+        assert checks.check_settings() == []
+
+    @override_settings(
+        ANONAUTH_LINK_REASSIGN=["shop.Cart.owner", "shop.Cart.nope"],
+        ANONAUTH_LINK_CONFLICTS={"shop.Nothing.owner": "error"},
+        ANONAUTH_LINK_EXCLUDE=["shop.Order.buyer"],
+    )
+    def test_w004_unknown_labels(self) -> None:
+        warnings = checks.check_settings()
+        assert ids(warnings) == ["anonauth.W004"] * 3
+        assert {w.msg.split("'")[1] for w in warnings} == {
+            "shop.Cart.nope",
+            "shop.Nothing.owner",
+            "shop.Order.buyer",
+        }
+
+    def test_default_exclude_may_name_apps_that_are_not_installed(self) -> None:
+        assert checks.check_settings() == []
