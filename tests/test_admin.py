@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.urls import path
 from django.utils import timezone
 
 from anonauth.guests import create_guest
@@ -13,18 +12,6 @@ from anonauth.models import Guest
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def admin_urls() -> list[Any]:
-    from django.contrib import admin
-
-    from tests.urls import urlpatterns
-
-    return [path("admin/", admin.site.urls), *urlpatterns]
-
-
-class urls:
-    urlpatterns = admin_urls()
 
 
 @pytest.fixture
@@ -42,7 +29,6 @@ def two_guests() -> tuple[Any, Any]:
 
 
 def changelist(client: Client, settings: Any, query: str = "") -> str:
-    settings.ROOT_URLCONF = urls
     response = client.get(f"/admin/anonauth/guest/{query}")
     assert response.status_code == 200
     return response.content.decode()
@@ -72,5 +58,20 @@ def test_search_by_username(staff: Client, two_guests: tuple[Any, Any], settings
 
 
 def test_guests_are_not_added_by_hand(staff: Client, settings: Any) -> None:
-    settings.ROOT_URLCONF = urls
     assert staff.get("/admin/anonauth/guest/add/").status_code == 403
+
+
+def test_the_admin_login_links_a_guest(browser: Client, settings: Any) -> None:
+    """The admin's login is Django's login(): a guest signing in there is linked."""
+    from tests.linkapp.models import Note
+
+    guest_id = browser.get("/guest-fn/").json()["id"]
+    Note.objects.create(author_id=guest_id, text="from the guest")
+    staff_user = make_user(email="boss@example.com", is_staff=True, is_superuser=True)
+    response = browser.post(
+        "/admin/login/",
+        {"username": staff_user.get_username(), "password": "correct-horse-42", "next": "/admin/"},
+    )
+    assert response.status_code == 302
+    assert Note.objects.get().author == staff_user
+    assert not Guest.objects.exists()
