@@ -52,6 +52,12 @@ class CaptchaFailed(GuestRefused):
     code = "captcha_failed"
 
 
+class GuestUnavailable(GuestRefused):
+    """A guest could not be created right now (the database failed); nothing was kept."""
+
+    code = "unavailable"
+
+
 class AlreadyAuthenticated(AnonAuthError):
     """A registered user is already signed in."""
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
@@ -19,7 +22,7 @@ from django.contrib.auth import (
 )
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
@@ -36,10 +39,13 @@ from anonauth.exceptions import (
     DeletionBlocked,
     GuestRefused,
     GuestsDisabled,
+    GuestUnavailable,
     NotGuest,
     RateLimited,
 )
 from anonauth.models import Guest
+
+logger = logging.getLogger("anonauth")
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -57,8 +63,9 @@ FLUSHED_GUEST_ATTR = "anonauth_flushed_guest_id"
 PROBE_COOKIE = "anonauth"
 RATE_LIMIT_GROUP = "anonauth.create_guest"
 # Concurrent requests carrying one cookie may claim the guest created for that cookie
-# within this window; after it a reused cookie gets a guest of its own.
-CLAIM_WINDOW = timedelta(seconds=60)
+# within this window; after it a reused cookie gets a guest of its own. Short, so that
+# a cookie planted by another site (cookie tossing) is of little use to an attacker.
+CLAIM_WINDOW = timedelta(seconds=10)
 USERNAME_ATTEMPTS = 5
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
@@ -89,10 +96,14 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
         return user
     try:
         check_admission(request, lazy=True)
+        return sign_in_new_guest(request)[0]
     except GuestRefused as refusal:
         request.anonauth_refusal = refusal  # type: ignore[attr-defined]
-        return user
-    return sign_in_new_guest(request)[0]
+    except DatabaseError:
+        # Rolled back: no user or guest row is left. The visitor browses on anonymously.
+        logger.exception("anonauth: creating a guest failed")
+        request.anonauth_refusal = GuestUnavailable()  # type: ignore[attr-defined]
+    return user
 
 
 def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
@@ -237,8 +248,6 @@ def _usable_key(creation_key: str | None) -> str | None:
 
 def _creation_key(request: HttpRequest) -> str | None:
     """A digest of the cookie identifying this client, shared by its concurrent requests."""
-    from django.conf import settings
-
     candidates = (
         ("session", request.session.session_key),
         ("probe", request.COOKIES.get(PROBE_COOKIE)),
@@ -317,15 +326,13 @@ def generate_username(*, max_length: int) -> str:
 
 
 def start_guest_session(request: HttpRequest, user: User) -> None:
-    """Log ``user`` in on ``request`` as a guest: rotated session key, data kept.
+    """Log ``user`` in on ``request`` as a guest: a new session key, the data kept.
 
     Like :func:`django.contrib.auth.login` without its ``user_logged_in`` signal (a
     guest presents no credential, so ``last_login`` and login receivers don't apply);
     listen to ``guest_created`` instead.
     """
-    from django.conf import settings
-
-    rotate_session_key(request)
+    move_to_new_session(request)
     session = request.session
     session[SESSION_KEY] = user._meta.pk.value_to_string(user)
     session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
@@ -336,10 +343,28 @@ def start_guest_session(request: HttpRequest, user: User) -> None:
     rotate_token(request)
 
 
-def rotate_session_key(request: HttpRequest) -> None:
-    """Give the session a new key, keeping its data (against session fixation).
+def move_to_new_session(request: HttpRequest) -> None:
+    """Carry an anonymous session's data over to a new session with a new key.
 
-    The old session is deleted now; the new key is created when the response saves
+    The authenticated session gets a key nobody could have planted (against session
+    fixation), while the anonymous session is left as it is: concurrent requests still
+    carrying its cookie keep its data and claim the same guest. Expired sessions go
+    with ``clearsessions`` as usual. Saving the new session costs the queries of one
+    session creation; nothing is deleted.
+    """
+    old = request.session
+    if old.session_key is None:
+        return
+    engine = import_module(settings.SESSION_ENGINE)
+    request.session = engine.SessionStore()
+    request.session.update(dict(old.items()))
+
+
+def rotate_session_key(request: HttpRequest) -> None:
+    """Give the session a new key, keeping its data; the old session is deleted.
+
+    For sessions that are already authenticated (an upgrade): the old key must stop
+    working. The old session is deleted now; the new key is created when the response saves
     the session, which saves the query :meth:`SessionBase.cycle_key` spends.
     """
     session = request.session

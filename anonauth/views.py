@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import login
+from django.db import DatabaseError
 from django.http import HttpRequest
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
@@ -15,10 +17,12 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from anonauth import guests, link
-from anonauth.exceptions import AnonAuthError, RateLimited
+from anonauth.exceptions import AnonAuthError, GuestUnavailable, RateLimited
 from anonauth.middleware import SESSION_TOKEN_HEADER
 from anonauth.permissions import IsGuest
 from anonauth.serializers import LinkSerializer, UserSerializer
+
+logger = logging.getLogger("anonauth")
 
 STATUS_BY_CODE: dict[str, int] = {
     "already_authenticated": status.HTTP_409_CONFLICT,
@@ -29,6 +33,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "deletion_blocked": status.HTTP_409_CONFLICT,
     "invalid_credentials": status.HTTP_400_BAD_REQUEST,
     "link_conflict": status.HTTP_409_CONFLICT,
+    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
@@ -44,6 +49,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, RateLimited):
             error["Retry-After"] = str(exc.retry_after)
         return error
+    if isinstance(exc, DatabaseError):
+        logger.exception("anonauth: database error in the API", exc_info=exc)
+        return error_response("unavailable", GuestUnavailable.__doc__, 503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()

@@ -161,7 +161,9 @@ class TestEnsureGuest:
         assert request.user == user
         assert request.session[SESSION_KEY] == str(user.pk)
         assert request.session["theme"] == "dark"
-        assert not SessionStore().exists(old_key)  # the fixated key is gone
+        request.session.save()
+        assert request.session.session_key != old_key  # a key nobody could have planted
+        assert SESSION_KEY not in SessionStore(old_key)  # the old session stays anonymous
         assert request.session.get_expiry_age() == 30 * 24 * 3600
 
     def test_returns_the_signed_in_user(self, member: Any) -> None:

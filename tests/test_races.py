@@ -224,8 +224,12 @@ def test_a_database_error_during_creation_leaves_no_user_behind(
     cookies = {settings.SESSION_COOKIE_NAME: old_key}
 
     with failing_guest_insert():
-        entry(browser_client(cookies, raise_request_exception=False))
+        failed = entry(browser_client(cookies, raise_request_exception=False))
 
+    if entry is lazy_visit:  # the visitor browses on anonymously, told why
+        assert (failed.status_code, failed.json()["refusal"]) == (200, "unavailable")
+    else:
+        assert (failed.status_code, failed.json()["code"]) == (503, "unavailable")
     assert not get_user_model().objects.exists()
     assert not Guest.objects.exists()
     assert SessionStore(old_key).load() == SESSION_DATA  # the visitor's session survives
