@@ -82,7 +82,7 @@ def check_csrf(request: Request) -> None:
     try:
         SessionAuthentication().enforce_csrf(request)
     except exceptions.PermissionDenied as denied:
-        raise exceptions.PermissionDenied(denied.detail, code="csrf_failed") from denied
+        raise exceptions.PermissionDenied(str(denied.detail), code="csrf_failed") from denied
 
 
 def session_token(request: HttpRequest) -> str | None:
