@@ -13,11 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests
-from anonauth.exceptions import AnonAuthError, RateLimited
+from anonauth import guests, upgrade
+from anonauth.exceptions import AnonAuthError, PasswordInvalid, RateLimited
 from anonauth.middleware import SESSION_TOKEN_HEADER
 from anonauth.permissions import IsGuest
-from anonauth.serializers import UserSerializer
+from anonauth.serializers import UpgradeSerializer, UserSerializer
 
 STATUS_BY_CODE: dict[str, int] = {
     "already_authenticated": status.HTTP_409_CONFLICT,
@@ -26,6 +26,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "disabled": status.HTTP_403_FORBIDDEN,
     "not_guest": status.HTTP_403_FORBIDDEN,
     "deletion_blocked": status.HTTP_409_CONFLICT,
+    "invalid_email": status.HTTP_400_BAD_REQUEST,
+    "password_invalid": status.HTTP_400_BAD_REQUEST,
+    "email_in_use": status.HTTP_409_CONFLICT,
+    "username_in_use": status.HTTP_409_CONFLICT,
 }
 
 
@@ -37,7 +41,8 @@ def error_response(code: str, detail: Any, status_code: int) -> Response:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render anonauth's errors and DRF's own in the ``{"code", "detail"}`` shape."""
     if isinstance(exc, AnonAuthError):
-        error = error_response(exc.code, exc.message, STATUS_BY_CODE.get(exc.code, 400))
+        detail = exc.messages if isinstance(exc, PasswordInvalid) else exc.message
+        error = error_response(exc.code, detail, STATUS_BY_CODE.get(exc.code, 400))
         if isinstance(exc, RateLimited):
             error["Retry-After"] = str(exc.retry_after)
         return error
@@ -122,3 +127,22 @@ class DeleteView(AnonAuthAPIView):
     def post(self, request: Request) -> Response:
         guests.delete_guest(request.user, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UpgradeView(AnonAuthAPIView):
+    """POST ``{email, password}``: the signed-in guest becomes a full account in place.
+
+    200 with the same user ``id`` and ``is_guest`` false; the session key rotates, so
+    app clients get the new ``session_token`` (``None`` for cookie clients).
+    """
+
+    permission_classes = [IsAuthenticated, IsGuest]
+
+    def post(self, request: Request) -> Response:
+        serializer = UpgradeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = upgrade.upgrade_guest(
+            request.user, request=request._request, **serializer.validated_data
+        )
+        body = {"user": UserSerializer(user).data, "session_token": session_token(request._request)}
+        return Response(body)
