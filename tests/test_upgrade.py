@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -486,3 +487,68 @@ def test_api_second_upgrade_is_refused(browser: Client) -> None:
 
     assert response.status_code == 403
     assert response.json()["code"] == "not_guest"
+
+
+# The example shop: the banner, the upgrade form, then checkout
+
+EXAMPLE_TEMPLATES = [
+    {**settings.TEMPLATES[0], "DIRS": [Path(__file__).parent.parent / "example_project/templates"]}
+]
+
+
+@pytest.mark.auth_user_only  # the example project uses auth.User, logging in by username
+@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
+def test_example_shop_upgrade_keeps_the_cart_and_opens_checkout(browser: Client) -> None:
+    from example_project.shop.models import Order
+
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    browser.post(f"/cart/add/{product.pk}/")  # a guest, with a cart
+    cart_page = browser.get("/cart/")
+    assert "create an account to keep your cart" in cart_page.content.decode()
+    assert browser.post("/checkout/")["Location"].startswith("/accounts/login/")
+    guest_id = int(browser.session["_auth_user_id"])
+    assert browser.get("/account/upgrade/").status_code == 200
+
+    response = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/cart/"
+    cart_page = browser.get("/cart/")
+    assert "1 \u00d7 Teapot" in cart_page.content.decode()
+    assert "guest-banner" not in cart_page.content.decode()
+    assert browser.post("/checkout/").status_code == 302
+    order = Order.objects.get()
+    assert order.customer_id == guest_id
+    assert order.total == Decimal("12.50")
+    browser.post("/accounts/logout/")
+    login = browser.post("/accounts/login/", {"username": "ada@example.com", "password": PASSWORD})
+    assert login.status_code == 302
+    assert int(browser.session["_auth_user_id"]) == guest_id
+
+
+@pytest.mark.auth_user_only  # the example project uses auth.User
+@override_settings(
+    ROOT_URLCONF="example_project.urls",
+    TEMPLATES=EXAMPLE_TEMPLATES,
+    AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS,
+)
+def test_example_shop_upgrade_form_shows_errors(browser: Client) -> None:
+    registered_user("taken@example.com")
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    browser.post(f"/cart/add/{product.pk}/")
+
+    taken = browser.post("/account/upgrade/", {"email": "taken@example.com", "password": PASSWORD})
+    weak = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": "1234"})
+
+    assert taken.status_code == 200
+    assert taken.context["form"].errors["email"] == [EmailInUse().message]
+    assert weak.status_code == 200
+    assert len(weak.context["form"].errors["password"]) == 2
+    assert is_guest(fresh_by_id(int(browser.session["_auth_user_id"])))
+
+
+@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
+def test_example_upgrade_page_sends_others_away(client: Client) -> None:
+    assert client.get("/account/upgrade/")["Location"] == "/"
+    client.force_login(registered_user("ada@example.com"))
+    assert client.get("/account/upgrade/")["Location"] == "/cart/"
