@@ -110,6 +110,26 @@ def test_instance_is_no_longer_a_guest_without_a_query(
         assert not is_guest(guest)
 
 
+def test_queries_do_not_grow_with_the_guests_data() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    light = create_guest()
+    heavy, cart = guest_with_cart()
+    for number in range(20):
+        product = Product.objects.create(name=f"Cup {number}", price=Decimal("1.00"))
+        CartItem.objects.create(cart=cart, product=product)
+
+    counts = []
+    for index, guest in enumerate([light, heavy]):
+        with CaptureQueriesContext(connection) as queries:
+            upgrade_guest(guest, email=f"user{index}@example.com", password=PASSWORD)
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
+    assert counts[0] <= 8  # lock, unflag, update, (advisory lock,) email check; savepoints
+
+
 def test_email_is_normalized() -> None:
     guest = create_guest()
 
