@@ -275,6 +275,35 @@ def test_social_connect_by_a_guest_upgrades_in_place(guest_browser: Client) -> N
     assert [m.to for m in mail.outbox] == [["ada@example.com"]]  # unverified: "optional" sends
 
 
+@override_settings(SOCIALACCOUNT_EMAIL_REQUIRED=False)
+def test_social_login_without_email_upgrades_in_place(guest_browser: Client) -> None:
+    social_login(guest_browser, id=8, username="adalove")
+
+    user = account(guest_browser)
+    assert not is_guest(user)
+    assert (user.email, user.get_username()) == ("", "adalove")  # the provider's username
+    assert signed_in_as(guest_browser) == user.pk
+
+
+def test_social_signup_page_without_a_pending_login(guest_browser: Client) -> None:
+    response = guest_browser.get("/accounts/3rdparty/signup/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/"
+
+
+@override_settings(ACCOUNT_SIGNUP_ENABLED=False)
+def test_headless_signup_closed(guest_browser: Client) -> None:
+    response = guest_browser.post(
+        "/_allauth/browser/v1/auth/signup",
+        {"email": "ada@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 403
+    assert is_guest(account(guest_browser))
+
+
 @override_settings(SOCIALACCOUNT_EMAIL_REQUIRED=True)
 def test_social_signup_form_is_open_to_guests(guest_browser: Client) -> None:
     response = social_login(guest_browser, id=55)  # the provider gives no email

@@ -13,7 +13,8 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
-from django.db.models.signals import post_save
+from django.db import IntegrityError
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal
 from django.test import Client, override_settings
 
@@ -231,6 +232,33 @@ def test_email_in_use_is_refused_case_insensitively() -> None:
     assert not stored.has_usable_password()
 
 
+def test_exact_email_in_use_is_refused() -> None:
+    """On the email-keyed model the unique constraint answers first (IntegrityError)."""
+    registered_user("ada@example.com")
+    guest = create_guest()
+
+    with pytest.raises(EmailInUse):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    assert is_guest(fresh(guest))
+
+
+def test_integrity_error_of_unknown_cause_propagates() -> None:
+    guest = create_guest()
+    model = get_user_model()
+    identity = model.USERNAME_FIELD
+
+    def clash(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if instance.pk == guest.pk:  # a row the upgrade cannot know about, gone on rollback
+            model.objects.create(**{identity: getattr(instance, identity), "password": "!"})
+
+    with receiving(pre_save, clash, sender=model), pytest.raises(IntegrityError):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    assert is_guest(fresh(guest))
+    assert model.objects.count() == 1
+
+
 @override_settings(AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS)
 def test_password_validators_messages_are_carried() -> None:
     guest = create_guest()
@@ -355,6 +383,25 @@ def test_error_before_commit_rolls_everything_back(
     assert not stored.has_usable_password()
     assert Cart.objects.get(pk=cart.pk).owner_id == guest.pk
     assert upgraded == []
+
+
+def test_upgrade_by_someone_else_leaves_their_session_alone(rf: Any) -> None:
+    from django.contrib.sessions.backends.db import SessionStore
+
+    admin = registered_user("admin@example.com")
+    request = rf.post("/")
+    request.session = SessionStore()
+    request.session["_auth_user_id"] = str(admin.pk)
+    request.session.save()
+    request.user = admin
+    key = request.session.session_key
+    guest = create_guest()
+
+    upgrade_guest(guest, email="ada@example.com", password=PASSWORD, request=request)
+
+    assert request.session.session_key == key
+    assert request.user == admin
+    assert not is_guest(fresh(guest))
 
 
 # The API: POST auth/anonymous/upgrade/

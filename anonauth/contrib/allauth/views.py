@@ -23,7 +23,8 @@ from allauth.headless.base.response import AuthenticationResponse, ForbiddenResp
 from allauth.socialaccount.internal.flows.signup import get_pending_signup
 from allauth.socialaccount.views import SignupView as AllauthSocialSignupView
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -74,7 +75,7 @@ class SocialSignupView(GuestsWelcomeMixin, AllauthSocialSignupView):  # type: ig
     ) -> HttpResponseBase:
         sociallogin = get_pending_signup(request)
         if not sociallogin:  # as allauth's own dispatch() does
-            return super().dispatch(request, *args, **kwargs)
+            return HttpResponseRedirect(reverse("account_login"))
         self.sociallogin = sociallogin
         return super().dispatch_for_guest(request, *args, **kwargs)
 
