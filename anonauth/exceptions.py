@@ -86,3 +86,34 @@ class InvalidCredentials(AnonAuthError):
     """The login or password is wrong."""
 
     code = "invalid_credentials"
+
+
+class InvalidEmail(AnonAuthError):
+    """Enter a valid email address."""
+
+    code = "invalid_email"
+
+
+class EmailInUse(AnonAuthError):
+    """This email address is already used by another account."""
+
+    code = "email_in_use"
+
+
+class UsernameInUse(AnonAuthError):
+    """This username is already used by another account."""
+
+    code = "username_in_use"
+
+
+class PasswordInvalid(AnonAuthError):
+    """The password does not satisfy the password validators.
+
+    ``messages`` holds each validator's message; the API returns them as its ``detail``.
+    """
+
+    code = "password_invalid"
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(" ".join(messages))
+        self.messages = messages

@@ -38,6 +38,7 @@ CONFLICT_POLICIES = (KEEP_TARGET, KEEP_GUEST, ERROR)
 # Permissions are the account's own: a PermissionsMixin's m2m fields are never moved.
 PERMISSION_FIELDS = frozenset({"groups", "user_permissions"})
 LINK_RATE_LIMIT_GROUP = "anonauth.link"
+LINK_ATTEMPTED_ATTR = "anonauth_link_attempted"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,33 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
             result=result,
         )
     return result
+
+
+def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult | None:
+    """Link ``guest`` into ``user`` as part of a sign-in; never raises.
+
+    A failure is logged and leaves the guest and its data as they were (the purge
+    removes the guest later); the sign-in goes on either way. The request remembers
+    the attempt, so the ``login()`` that follows does not link again and the sign-out
+    some flows do first does not delete the guest (``ANONAUTH_DELETE_ON_LOGOUT``).
+    """
+    setattr(request, LINK_ATTEMPTED_ATTR, True)
+    try:
+        return link_guest(guest, user, request=request)
+    except NotGuest:
+        return None  # upgraded, linked or purged meanwhile: nothing to merge
+    except Exception:
+        logger.exception(
+            "anonauth: linking guest %s into user %s failed; the guest and its data are kept",
+            guest.pk,
+            user.pk,
+        )
+        return None
+
+
+def link_attempted(request: HttpRequest | None) -> bool:
+    """Whether this request already linked (or tried to link) a guest."""
+    return bool(getattr(request, LINK_ATTEMPTED_ATTR, False))
 
 
 def move(relation: Relation, guest: Any, user: Any, result: LinkResult) -> None:

@@ -33,6 +33,14 @@ class SignInSerializer(serializers.Serializer[Any]):
     session_token = serializers.CharField(allow_null=True)
 
 
+class UpgradeSerializer(serializers.Serializer[Any]):
+    """The upgrade request. The email's format is checked by ``upgrade_guest``
+    (code ``invalid_email``), so it is a plain string here."""
+
+    email = serializers.CharField(max_length=320)
+    password = serializers.CharField(trim_whitespace=False, max_length=4096)
+
+
 class SessionSerializer(serializers.Serializer[Any]):
     user = UserSerializer()
 

@@ -16,11 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests, link
-from anonauth.exceptions import AnonAuthError, GuestUnavailable, RateLimited
+from anonauth import guests, link, upgrade
+from anonauth.exceptions import AnonAuthError, GuestUnavailable, PasswordInvalid, RateLimited
 from anonauth.middleware import SESSION_TOKEN_HEADER
 from anonauth.permissions import IsGuest
-from anonauth.serializers import LinkSerializer, UserSerializer
+from anonauth.serializers import LinkSerializer, UpgradeSerializer, UserSerializer
 
 logger = logging.getLogger("anonauth")
 
@@ -34,6 +34,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_credentials": status.HTTP_400_BAD_REQUEST,
     "link_conflict": status.HTTP_409_CONFLICT,
     "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "invalid_email": status.HTTP_400_BAD_REQUEST,
+    "password_invalid": status.HTTP_400_BAD_REQUEST,
+    "email_in_use": status.HTTP_409_CONFLICT,
+    "username_in_use": status.HTTP_409_CONFLICT,
 }
 
 
@@ -45,7 +49,8 @@ def error_response(code: str, detail: Any, status_code: int) -> Response:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render anonauth's errors and DRF's own in the ``{"code", "detail"}`` shape."""
     if isinstance(exc, AnonAuthError):
-        error = error_response(exc.code, exc.message, STATUS_BY_CODE.get(exc.code, 400))
+        detail = exc.messages if isinstance(exc, PasswordInvalid) else exc.message
+        error = error_response(exc.code, detail, STATUS_BY_CODE.get(exc.code, 400))
         if isinstance(exc, RateLimited):
             error["Retry-After"] = str(exc.retry_after)
         return error
@@ -135,6 +140,25 @@ class DeleteView(AnonAuthAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class UpgradeView(AnonAuthAPIView):
+    """POST ``{email, password}``: the signed-in guest becomes a full account in place.
+
+    200 with the same user ``id`` and ``is_guest`` false; the session key rotates, so
+    app clients get the new ``session_token`` (``None`` for cookie clients).
+    """
+
+    permission_classes = [IsAuthenticated, IsGuest]
+
+    def post(self, request: Request) -> Response:
+        serializer = UpgradeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = upgrade.upgrade_guest(
+            request.user, request=request._request, **serializer.validated_data
+        )
+        body = {"user": UserSerializer(user).data, "session_token": session_token(request._request)}
+        return Response(body)
+
+
 class LinkView(AnonAuthAPIView):
     """POST ``{login, password}``: merge the signed-in guest into that account, log it in."""
 
@@ -148,7 +172,7 @@ class LinkView(AnonAuthAPIView):
             django_request, data.validated_data["login"], data.validated_data["password"]
         )
         result = link.link_guest(request.user, account, request=django_request)
-        django_request.anonauth_link_result = result  # type: ignore[attr-defined]
+        setattr(django_request, link.LINK_ATTEMPTED_ATTR, True)  # login() must not link again
         login(django_request, account)
         body = {
             "user": UserSerializer(account).data,
