@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.conf import settings
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -13,7 +13,7 @@ urlpatterns = [
     path("", include("example_project.shop.urls")),
 ]
 
-if settings.OPENAPI:
+if apps.is_installed("drf_spectacular"):
     from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
     urlpatterns[:0] = [
