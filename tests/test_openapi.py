@@ -81,25 +81,39 @@ openapi_settings = override_settings(
 )
 
 
-@pytest.fixture
-def app() -> Iterator[WSGIHandler]:
-    """The project's WSGI application, sharing the test's database transaction.
+class Application:
+    """The project's WSGI application, answering inside the test's database transaction.
 
-    Django closes "old" connections around each request; the test client turns that off,
-    and so must a bare WSGI handler, or the first request would end the test transaction.
+    Django closes "old" connections when a request starts and when its response is
+    closed: inside a test transaction that would end it (on PostgreSQL). Django's test
+    client switches that off around each request; so does this, which also closes the
+    response itself, within the request.
     """
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        with openapi_settings:
-            yield WSGIHandler()
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
+
+    def __init__(self) -> None:
+        self.handler = WSGIHandler()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+        try:
+            response = self.handler(environ, start_response)
+            content = b"".join(response)
+            response.close()
+        finally:
+            signals.request_started.connect(close_old_connections)
+            signals.request_finished.connect(close_old_connections)
+        return [content]
 
 
 @pytest.fixture
-def api_schema(app: WSGIHandler) -> Any:
+def app() -> Iterator[Application]:
+    with openapi_settings:
+        yield Application()
+
+
+@pytest.fixture
+def api_schema(app: Application) -> Any:
     """The schema as the API serves it, loaded by schemathesis."""
     return schemathesis.openapi.from_wsgi(SCHEMA_URL, app, environ_base=ENVIRON)
 
@@ -139,7 +153,7 @@ CLIENTS: dict[str, Callable[[], dict[str, str]]] = {
 
 
 def run_schemathesis(
-    operation: Any, app: WSGIHandler, headers: Callable[[], dict[str, str]], mode: GenerationMode
+    operation: Any, app: Application, headers: Callable[[], dict[str, str]], mode: GenerationMode
 ) -> set[int]:
     """Generate up to ``MAX_EXAMPLES`` requests for ``operation``, send each one, check its
     answer; return the statuses seen."""
@@ -189,7 +203,7 @@ REACHED: dict[tuple[str, str], set[int]] = {
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[path for _, path in OPERATIONS])
 def test_schemathesis(
-    api_schema: Any, app: WSGIHandler, method: str, path: str, client: str
+    api_schema: Any, app: Application, method: str, path: str, client: str
 ) -> None:
     operation = api_schema[path][method]
     seen = run_schemathesis(operation, app, CLIENTS[client], GenerationMode.POSITIVE)
@@ -198,14 +212,14 @@ def test_schemathesis(
 
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("path", [f"{API}upgrade/", f"{API}link/"])
-def test_schemathesis_negative(api_schema: Any, app: WSGIHandler, path: str, client: str) -> None:
+def test_schemathesis_negative(api_schema: Any, app: Application, path: str, client: str) -> None:
     """Bodies that break the schema (only these operations take one) are rejected."""
     seen = run_schemathesis(api_schema[path]["POST"], app, CLIENTS[client], GenerationMode.NEGATIVE)
     assert seen <= {400, 401, 403, 415}
 
 
 def call_and_validate(
-    api_schema: Any, app: WSGIHandler, label: str, checks: list[Any] = CHECKS, **case: Any
+    api_schema: Any, app: Application, label: str, checks: list[Any] = CHECKS, **case: Any
 ) -> Any:
     """Send one request written by hand and check its answer like the generated ones."""
     method, path = label.split(" ")
@@ -218,7 +232,7 @@ def call_and_validate(
 class TestDocumentedAnswers:
     """The answers random inputs do not reach, sent by hand and checked against the schema."""
 
-    def test_upgrade(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_upgrade(self, api_schema: Any, app: Application) -> None:
         body = {"email": "ada@example.com", "password": "correct-horse-42"}
         response = call_and_validate(
             api_schema, app, "POST upgrade/", headers=as_guest(), body=body
@@ -226,7 +240,7 @@ class TestDocumentedAnswers:
         assert response.status_code == 200
         assert response.json()["user"]["is_guest"] is False
 
-    def test_upgrade_email_in_use(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_upgrade_email_in_use(self, api_schema: Any, app: Application) -> None:
         make_user(email="ada@example.com")
         body = {"email": "ada@example.com", "password": "correct-horse-42"}
         response = call_and_validate(
@@ -240,7 +254,7 @@ class TestDocumentedAnswers:
             {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
         ]
     )
-    def test_upgrade_password_invalid(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_upgrade_password_invalid(self, api_schema: Any, app: Application) -> None:
         body = {"email": "ada@example.com", "password": "123"}
         response = call_and_validate(
             api_schema, app, "POST upgrade/", headers=as_guest(), body=body
@@ -248,14 +262,14 @@ class TestDocumentedAnswers:
         assert (response.status_code, response.json()["code"]) == (400, "password_invalid")
         assert len(response.json()["detail"]) == 2
 
-    def test_upgrade_missing_field(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_upgrade_missing_field(self, api_schema: Any, app: Application) -> None:
         body = {"email": "ada@example.com"}
         response = call_and_validate(
             api_schema, app, "POST upgrade/", headers=as_guest(), body=body
         )
         assert (response.status_code, response.json()["code"]) == (400, "invalid")
 
-    def test_link(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_link(self, api_schema: Any, app: Application) -> None:
         make_user(email="ada@example.com", password="correct-horse-42")
         body = {"login": "ada@example.com", "password": "correct-horse-42"}
         response = call_and_validate(api_schema, app, "POST link/", headers=as_guest(), body=body)
@@ -263,7 +277,7 @@ class TestDocumentedAnswers:
         assert response.json()["user"]["is_guest"] is False
 
     @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Profile.user": "error"})
-    def test_link_conflict(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_link_conflict(self, api_schema: Any, app: Application) -> None:
         from tests.linkapp.models import Profile
 
         account = make_user(email="ada@example.com", password="correct-horse-42")
@@ -276,30 +290,30 @@ class TestDocumentedAnswers:
         assert (response.status_code, response.json()["code"]) == (409, "link_conflict")
 
     @override_settings(ANONAUTH_LINK_RATE_LIMIT="1/m")
-    def test_link_rate_limited(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_link_rate_limited(self, api_schema: Any, app: Application) -> None:
         body = {"login": "ada@example.com", "password": "wrong"}
         call_and_validate(api_schema, app, "POST link/", headers=as_guest(), body=body)
         response = call_and_validate(api_schema, app, "POST link/", headers=as_guest(), body=body)
         assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
         assert int(response.headers["retry-after"][0]) >= 1
 
-    def test_sign_in_rate_limited(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_sign_in_rate_limited(self, api_schema: Any, app: Application) -> None:
         with override_settings(ANONAUTH_RATE_LIMIT="1/m"):
             assert call_and_validate(api_schema, app, "POST sign-in/").status_code == 201
             response = call_and_validate(api_schema, app, "POST sign-in/")
         assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
 
     @override_settings(ANONAUTH_ENABLED=False)
-    def test_sign_in_disabled(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_sign_in_disabled(self, api_schema: Any, app: Application) -> None:
         response = call_and_validate(api_schema, app, "POST sign-in/")
         assert (response.status_code, response.json()["code"]) == (403, "disabled")
 
     @override_settings(ANONAUTH_CAPTCHA_VERIFIER="tests.testapp.captcha.verify")
-    def test_sign_in_captcha_failed(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_sign_in_captcha_failed(self, api_schema: Any, app: Application) -> None:
         response = call_and_validate(api_schema, app, "POST sign-in/")
         assert (response.status_code, response.json()["code"]) == (400, "captcha_failed")
 
-    def test_delete_blocked(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_delete_blocked(self, api_schema: Any, app: Application) -> None:
         from tests.linkapp.models import Invoice
 
         headers = as_guest()
@@ -309,7 +323,7 @@ class TestDocumentedAnswers:
         assert (response.status_code, response.json()["code"]) == (409, "deletion_blocked")
 
     def test_unavailable(
-        self, api_schema: Any, app: WSGIHandler, monkeypatch: pytest.MonkeyPatch
+        self, api_schema: Any, app: Application, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         def fail(*args: Any, **kwargs: Any) -> None:
             raise DatabaseError("the database is down")
@@ -320,7 +334,7 @@ class TestDocumentedAnswers:
         response = call_and_validate(api_schema, app, "POST sign-in/", checks=checks)
         assert (response.status_code, response.json()["code"]) == (503, "unavailable")
 
-    def test_unsupported_media_type(self, api_schema: Any, app: WSGIHandler) -> None:
+    def test_unsupported_media_type(self, api_schema: Any, app: Application) -> None:
         headers = {**as_guest(), "Content-Type": "text/plain"}
         response = call_and_validate(
             api_schema, app, "POST link/", headers=headers, body="x", media_type="text/plain"
@@ -403,6 +417,6 @@ def test_anonauth_works_without_drf_spectacular() -> None:
     "none) the rate-limited endpoints answer 500 (KeyError in django-ratelimit)",
 )
 @override_settings(ANONAUTH_RATE_LIMIT="30/m")
-def test_no_remote_addr(app: WSGIHandler) -> None:
+def test_no_remote_addr(app: Application) -> None:
     response = werkzeug.test.Client(app).post(f"{API}sign-in/")
     assert response.status_code != 500
