@@ -30,7 +30,7 @@ INSTALLED_APPS = [
 # The OpenAPI schema (/api/schema/) and its Swagger UI (/api/docs/), when the ``openapi``
 # extra is installed (the dev extras are). The UI's JavaScript is served from the
 # sidecar package's static files: no CDN.
-if importlib.util.find_spec("drf_spectacular") is not None:
+if all(importlib.util.find_spec(name) for name in ("drf_spectacular", "drf_spectacular_sidecar")):
     INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
     REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
     SPECTACULAR_SETTINGS = {
