@@ -185,9 +185,25 @@ def check_rate(request: HttpRequest, *, group: str, rate: str | None) -> None:
     """Count this request against the per-IP ``rate`` of ``group``; raise when over it."""
     if rate is None:
         return
-    usage = get_usage(request, group=group, key="ip", rate=rate, increment=True)
+    usage = get_usage(request, group=group, key=_rate_key(request), rate=rate, increment=True)
     if usage is not None and usage["should_limit"]:
         raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
+
+
+def _rate_key(request: HttpRequest) -> str | Callable[[str, HttpRequest], str]:
+    """django-ratelimit's ``ip`` key, or one shared count for requests with no address.
+
+    A server on a Unix socket passes no ``REMOTE_ADDR``: those requests are limited
+    together (strictly) rather than failing; ``RATELIMIT_IP_META_KEY`` names the header
+    to use behind a proxy.
+    """
+    if getattr(settings, "RATELIMIT_IP_META_KEY", None) or request.META.get("REMOTE_ADDR"):
+        return "ip"
+    return _no_address
+
+
+def _no_address(group: str, request: HttpRequest) -> str:
+    return "no-client-address"
 
 
 def _check_captcha(request: HttpRequest) -> None:

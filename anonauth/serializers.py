@@ -42,7 +42,14 @@ class UpgradeSerializer(serializers.Serializer[Any]):
 
 
 class SessionSerializer(serializers.Serializer[Any]):
+    """The session answer: the signed-in user."""
+
     user = UserSerializer()
+
+
+class UpgradeResultSerializer(SignInSerializer):
+    """The upgrade answer: the same user, no longer a guest, and for app clients the
+    session's new token (the key rotates with the upgrade)."""
 
 
 class LinkSerializer(serializers.Serializer[Any]):
@@ -50,6 +57,15 @@ class LinkSerializer(serializers.Serializer[Any]):
 
     login = serializers.CharField(max_length=254)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class LinkResultSerializer(serializers.Serializer[Any]):
+    """The link answer: the account now signed in, and the rows moved or dropped per
+    relation label (``"shop.Cart.owner"``)."""
+
+    user = UserSerializer()
+    moved = serializers.DictField(child=serializers.IntegerField(min_value=0))
+    dropped = serializers.DictField(child=serializers.IntegerField(min_value=0))
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

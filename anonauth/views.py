@@ -20,7 +20,16 @@ from anonauth import guests, link, upgrade
 from anonauth.exceptions import AnonAuthError, GuestUnavailable, PasswordInvalid, RateLimited
 from anonauth.middleware import SESSION_TOKEN_HEADER
 from anonauth.permissions import IsGuest
-from anonauth.serializers import LinkSerializer, UpgradeSerializer, UserSerializer
+from anonauth.schema import documented
+from anonauth.serializers import (
+    LinkResultSerializer,
+    LinkSerializer,
+    SessionSerializer,
+    SignInSerializer,
+    UpgradeResultSerializer,
+    UpgradeSerializer,
+    UserSerializer,
+)
 
 logger = logging.getLogger("anonauth")
 
@@ -110,6 +119,23 @@ def session_token(request: HttpRequest) -> str | None:
     return request.session.session_key
 
 
+@documented(
+    summary="Sign in as a guest",
+    description="Idempotent: a guest already signed in gets itself back (200). "
+    "`session_token` is the session key for app clients that send no cookies, "
+    "`null` for cookie clients.",
+    responses={
+        201: (SignInSerializer, "A new guest, now signed in."),
+        200: (SignInSerializer, "The guest already signed in."),
+    },
+    errors={
+        400: ["captcha_failed"],
+        403: ["disabled", "csrf_failed"],
+        409: ["already_authenticated"],
+        429: ["rate_limited"],
+        503: ["unavailable"],
+    },
+)
 class SignInView(AnonAuthAPIView):
     """POST: sign in as a guest (201 new guest, 200 the guest already signed in)."""
 
@@ -121,6 +147,11 @@ class SignInView(AnonAuthAPIView):
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+@documented(
+    summary="The signed-in user",
+    responses={200: SessionSerializer},
+    errors={401: ["not_authenticated"], 503: ["unavailable"]},
+)
 class SessionView(AnonAuthAPIView):
     """GET: the signed-in user (guest or registered)."""
 
@@ -130,6 +161,16 @@ class SessionView(AnonAuthAPIView):
         return Response({"user": UserSerializer(request.user).data})
 
 
+@documented(
+    summary="Delete the signed-in guest and its data",
+    responses={204: (None, "The guest and its data are gone; the session ended.")},
+    errors={
+        401: ["not_authenticated"],
+        403: ["not_guest", "csrf_failed"],
+        409: ["deletion_blocked"],
+        503: ["unavailable"],
+    },
+)
 class DeleteView(AnonAuthAPIView):
     """POST: a guest deletes itself and its data, and its session ends."""
 
@@ -140,6 +181,19 @@ class DeleteView(AnonAuthAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@documented(
+    summary="Upgrade the signed-in guest to a full account in place",
+    request=UpgradeSerializer,
+    responses={200: (UpgradeResultSerializer, "The same user `id`, `is_guest` false.")},
+    errors={
+        400: ["invalid_email", "password_invalid", "invalid", "parse_error"],
+        401: ["not_authenticated"],
+        403: ["not_guest", "csrf_failed"],
+        409: ["email_in_use", "username_in_use"],
+        415: ["unsupported_media_type"],
+        503: ["unavailable"],
+    },
+)
 class UpgradeView(AnonAuthAPIView):
     """POST ``{email, password}``: the signed-in guest becomes a full account in place.
 
@@ -159,6 +213,20 @@ class UpgradeView(AnonAuthAPIView):
         return Response(body)
 
 
+@documented(
+    summary="Link the signed-in guest into an existing account and sign that in",
+    request=LinkSerializer,
+    responses={200: LinkResultSerializer},
+    errors={
+        400: ["invalid_credentials", "invalid", "parse_error"],
+        401: ["not_authenticated"],
+        403: ["not_guest", "csrf_failed"],
+        409: ["link_conflict"],
+        415: ["unsupported_media_type"],
+        429: ["rate_limited"],
+        503: ["unavailable"],
+    },
+)
 class LinkView(AnonAuthAPIView):
     """POST ``{login, password}``: merge the signed-in guest into that account, log it in."""
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -25,6 +26,23 @@ INSTALLED_APPS = [
     "anonauth",
     "example_project.shop",
 ]
+
+# The OpenAPI schema (/api/schema/) and its Swagger UI (/api/docs/), when the ``openapi``
+# extra is installed (the dev extras are). The UI's JavaScript is served from the
+# sidecar package's static files: no CDN.
+if all(importlib.util.find_spec(name) for name in ("drf_spectacular", "drf_spectacular_sidecar")):
+    INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+    REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+    SPECTACULAR_SETTINGS = {
+        "TITLE": "anonauth",
+        "DESCRIPTION": "Guest users: sign in, upgrade, link, delete.",
+        "VERSION": "1",
+        "SERVE_INCLUDE_SCHEMA": False,
+        "SCHEMA_PATH_PREFIX": "/auth/anonymous/",
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+    }
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,0 +1,219 @@
+"""The API's OpenAPI description, through drf-spectacular (the optional ``openapi`` extra).
+
+Without drf-spectacular installed, :func:`documented` does nothing and nothing here
+imports it, so anonauth works the same. With it, each view documents its
+success responses and, per status, every error ``code`` it can answer in the
+``{"code", "detail"}`` shape; :class:`GuestSessionScheme` documents how clients
+authenticate (the session cookie, or the ``X-Session-Token`` header).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+try:
+    import drf_spectacular  # noqa: F401
+except ImportError:  # pragma: no cover - the tests run with the extra installed
+    HAS_SPECTACULAR = False
+else:
+    HAS_SPECTACULAR = True
+
+ViewT = TypeVar("ViewT")
+
+SESSION_TOKEN_SCHEME = "sessionToken"
+COOKIE_SCHEME = "sessionCookie"
+
+# The codes whose ``detail`` is not a string: ``invalid`` carries DRF's field errors
+# (``{"field": ["message", ...]}``), ``password_invalid`` each validator's message.
+FIELD_ERRORS_CODES = frozenset({"invalid"})
+MESSAGE_LIST_CODES = frozenset({"password_invalid"})
+
+
+def documented(
+    *,
+    summary: str,
+    responses: Mapping[int, Any],
+    errors: Mapping[int, Sequence[str]],
+    request: Any = None,
+    description: str = "",
+) -> Callable[[ViewT], ViewT]:
+    """Describe an API view for drf-spectacular; do nothing when it is not installed.
+
+    ``responses`` maps success statuses to a serializer (``None``: no body) or to
+    ``(serializer, description)``; ``errors`` maps each error status to the ``code``
+    values the view can answer with it. A 429 documents the ``Retry-After`` header.
+
+    The view itself is left unchanged: the description is applied to a subclass when
+    the schema is generated (an ``OpenApiViewExtension``), so the ``DEFAULT_SCHEMA_CLASS``
+    in force then is the one used, whatever it was when the view was imported.
+    """
+
+    def register(view: ViewT) -> ViewT:
+        if HAS_SPECTACULAR:
+            schema_kwargs = {
+                "summary": summary,
+                "description": description or inspect.getdoc(view),
+                "request": request,
+                "responses": responses,
+                "errors": errors,
+            }
+            _register_view_extension(view, schema_kwargs)
+        return view
+
+    return register
+
+
+def _register_view_extension(view: Any, schema_kwargs: dict[str, Any]) -> None:
+    from drf_spectacular.extensions import OpenApiViewExtension
+
+    def view_replacement(extension: OpenApiViewExtension) -> Any:
+        return extend_schema_for(**schema_kwargs)(type(view.__name__, (view,), {}))
+
+    type(
+        f"{view.__name__}Schema",
+        (OpenApiViewExtension,),
+        {"target_class": view, "view_replacement": view_replacement},
+    )
+
+
+def extend_schema_for(
+    *,
+    summary: str,
+    description: str | None,
+    request: Any,
+    responses: Mapping[int, Any],
+    errors: Mapping[int, Sequence[str]],
+) -> Callable[[Any], Any]:
+    """drf-spectacular's ``extend_schema`` for what :func:`documented` was given."""
+    from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+
+    documented_responses: dict[int, Any] = {}
+    for status_code, response in responses.items():
+        serializer, text = response if isinstance(response, tuple) else (response, "")
+        documented_responses[status_code] = OpenApiResponse(serializer, description=text)
+    for status_code, codes in errors.items():
+        documented_responses[status_code] = OpenApiResponse(
+            error_schema(codes), description=" / ".join(f"`{code}`" for code in codes)
+        )
+    retry_after = OpenApiParameter(
+        "Retry-After",
+        type=int,
+        location=OpenApiParameter.HEADER,
+        response=[429],
+        required=True,
+        description="Seconds until the rate limit lets this address try again.",
+    )
+    decorator: Callable[[Any], Any] = extend_schema(
+        summary=summary,
+        description=description,
+        request=request,
+        responses=documented_responses,
+        parameters=[retry_after] if 429 in errors else None,
+    )
+    return decorator
+
+
+def error_schema(codes: Sequence[str]) -> dict[str, Any]:
+    """The JSON schema of an error answered with one of ``codes``."""
+    return {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "enum": list(codes)},
+            "detail": detail_schema(codes),
+        },
+        "required": ["code", "detail"],
+    }
+
+
+def detail_schema(codes: Sequence[str]) -> dict[str, Any]:
+    """A human message; a list of them, or field errors, for the codes that carry those."""
+    string: dict[str, Any] = {"type": "string"}
+    variants = [string]
+    if MESSAGE_LIST_CODES.intersection(codes):
+        variants.append({"type": "array", "items": string})
+    if FIELD_ERRORS_CODES.intersection(codes):
+        variants.append(
+            {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": string},
+                "description": "Validation errors: a list of messages per field.",
+            }
+        )
+    return variants[0] if len(variants) == 1 else {"oneOf": variants}
+
+
+if HAS_SPECTACULAR:
+    from drf_spectacular.extensions import (
+        OpenApiAuthenticationExtension,
+        OpenApiSerializerExtension,
+    )
+    from drf_spectacular.plumbing import force_instance
+
+    if TYPE_CHECKING:
+        from drf_spectacular.openapi import AutoSchema
+
+    class GuestSessionScheme(OpenApiAuthenticationExtension):
+        """``GuestSessionAuthentication``: the session cookie, or the session token header.
+
+        Apps without cookies send the ``session_token`` returned by sign-in in the
+        ``X-Session-Token`` header; either one alone authenticates.
+        """
+
+        target_class = "anonauth.views.GuestSessionAuthentication"
+        name = [SESSION_TOKEN_SCHEME, COOKIE_SCHEME]
+
+        def get_security_requirement(self, auto_schema: AutoSchema) -> list[dict[str, list[Any]]]:
+            return [{SESSION_TOKEN_SCHEME: []}, {COOKIE_SCHEME: []}]
+
+        def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
+            return [
+                {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Session-Token",
+                    "description": "The `session_token` of sign-in or upgrade (app clients).",
+                },
+                {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": settings.SESSION_COOKIE_NAME,
+                    "description": "Browsers: unsafe methods must also pass Django's CSRF "
+                    "check (`X-CSRFToken` header), or they get 403 `csrf_failed`.",
+                },
+            ]
+
+    class UserSchema(OpenApiSerializerExtension):
+        """``UserSerializer``: ``id`` typed like the user model's primary key."""
+
+        target_class = "anonauth.serializers.UserSerializer"
+
+        def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+            fields = force_instance(self.target).fields
+            primary_key = auto_schema._map_model_field(get_user_model()._meta.pk, direction)
+            properties: dict[str, Any] = {
+                "id": {**primary_key, "readOnly": True},
+                "username": {"type": "string", "readOnly": True},
+                "email": auto_schema._map_serializer_field(fields["email"], direction),
+                "is_guest": auto_schema._map_serializer_field(fields["is_guest"], direction),
+            }
+            return {
+                "type": "object",
+                "description": self.target.__doc__,
+                "properties": properties,
+                "required": list(properties),
+            }
+
+    class UpgradeRequestSchema(OpenApiSerializerExtension):
+        """``UpgradeSerializer``: ``email`` must be an address (else 400 ``invalid_email``)."""
+
+        target_class = "anonauth.serializers.UpgradeSerializer"
+
+        def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+            schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
+            schema["properties"]["email"]["format"] = "email"
+            return schema
