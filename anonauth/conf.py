@@ -105,5 +105,20 @@ class Settings:
         value: str | None = self._get("REGISTER_URL", None)
         return value
 
+    @property
+    def PURGE_SPARE(self) -> str | None:
+        value: str | None = self._get("PURGE_SPARE", None)
+        return value
+
+    @property
+    def PURGE_BATCH_SIZE(self) -> int:
+        value: int = self._get("PURGE_BATCH_SIZE", 2000)
+        return value
+
+    @property
+    def PURGE_LOCK_TIMEOUT(self) -> int:
+        value: int = self._get("PURGE_LOCK_TIMEOUT", 600)
+        return value
+
 
 conf = Settings()
