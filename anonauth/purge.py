@@ -108,13 +108,15 @@ def purge_guests(
     limit: int | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    guests: QuerySet[Guest] | None = None,
 ) -> PurgeResult:
     """Delete guests whose ``last_seen`` is older than ``older_than``, with their data.
 
     ``older_than`` defaults to ``ANONAUTH_MAX_AGE``, ``batch_size`` (guests per
     transaction) to ``ANONAUTH_PURGE_BATCH_SIZE``; ``limit`` caps the guests deleted.
     ``dry_run`` counts and deletes nothing. ``progress(result)`` is called after each
-    batch with the running totals. Sends ``guests_purged(user_ids)`` after each batch
+    batch with the running totals; ``guests`` (a ``Guest`` queryset) narrows the purge
+    to the stale ones among them. Sends ``guests_purged(user_ids)`` after each batch
     commits.
     """
     older_than = conf.MAX_AGE if older_than is None else older_than
@@ -123,7 +125,7 @@ def purge_guests(
         raise ValueError(f"batch_size must be positive, not {size}.")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, not {limit}.")
-    run = _Run.start(dry_run=dry_run)
+    run = _Run.start(dry_run=dry_run, among=guests)
     cutoff = timezone.now() - older_than
     result = PurgeResult(dry_run=dry_run)
     started = time.monotonic()
@@ -410,9 +412,10 @@ class _Run:
     spare: Callable[[QuerySet[Any]], Iterable[Any]] | None
     using: str
     dry_run: bool
+    among: QuerySet[Guest] | None = None
 
     @classmethod
-    def start(cls, *, dry_run: bool) -> _Run:
+    def start(cls, *, dry_run: bool, among: QuerySet[Guest] | None = None) -> _Run:
         spare = None if conf.PURGE_SPARE is None else import_string(conf.PURGE_SPARE)
         return cls(
             plan=Plan.build(get_user_model()),
@@ -420,6 +423,7 @@ class _Run:
             spare=spare,
             using=router.db_for_write(Guest),
             dry_run=dry_run,
+            among=among,
         )
 
     def capped(self, size: int) -> int:
@@ -442,6 +446,8 @@ class _Run:
         guests = Guest._base_manager.using(self.using).filter(last_seen__lt=cutoff)
         if after is not None:
             guests = guests.filter(user_id__gt=after)
+        if self.among is not None:
+            guests = guests.filter(pk__in=self.among.order_by().values("pk"))
         guests = guests.order_by("user_id")
         if not self.dry_run and connections[self.using].features.has_select_for_update_skip_locked:
             guests = guests.select_for_update(skip_locked=True)

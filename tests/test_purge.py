@@ -9,15 +9,18 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.db import connection, models
 from django.db.models import QuerySet
-from django.test import Client, override_settings
+from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from anonauth import purge, signals
+from anonauth.admin import GuestAdmin
 from anonauth.checks import check_settings
 from anonauth.models import Guest
 from anonauth.purge import Plan, count_stale_guests, purge_guests
@@ -508,3 +511,27 @@ class TestChecks:
     @override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge.spare_even")
     def test_good_values(self) -> None:
         assert check_settings() == []
+
+
+class TestAdminAction:
+    def test_purges_the_stale_among_the_selected(self, rf: RequestFactory) -> None:
+        stale, other_stale, fresh = make_guest(), make_guest(), make_guest(days_ago=1)
+        protected = make_guest()
+        Invoice.objects.create(customer=protected)
+        request = rf.post("/")
+        request._messages = CookieStorage(request)  # type: ignore[attr-defined]
+        selected = Guest.objects.filter(pk__in=[stale.pk, fresh.pk, protected.pk])
+
+        GuestAdmin(Guest, admin.site).purge_selected(request, selected)
+
+        assert (exists(stale), exists(other_stale), exists(fresh)) == (False, True, True)
+        assert exists(protected)
+        assert [str(m) for m in request._messages] == [  # type: ignore[attr-defined]
+            "Purged 1 of 3 selected guests (only stale ones go).",
+            "1 kept: other data protects them (testapp.Invoice.customer).",
+        ]
+
+    def test_is_offered_to_those_who_may_delete(self, admin_user: Any, rf: RequestFactory) -> None:
+        request = rf.get("/")
+        request.user = admin_user
+        assert "purge_selected" in GuestAdmin(Guest, admin.site).get_actions(request)
