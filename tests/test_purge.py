@@ -11,6 +11,8 @@ import pytest
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
@@ -468,6 +470,38 @@ class TestCollectorFallback:
         assert "levels deep" in str(Plan.build(Level0).fallback)
 
     @isolate_apps("tests.testapp")
+    def test_generic_relations_need_the_collector(self) -> None:
+        class Tag(models.Model):  # noqa: DJ008
+            content_type = models.ForeignKey(ContentType, models.CASCADE)
+            object_id = models.PositiveIntegerField()
+            target = GenericForeignKey("content_type", "object_id")
+
+            class Meta:
+                app_label = "testapp"
+
+        class Member(models.Model):  # noqa: DJ008
+            tags = GenericRelation(Tag)
+
+            class Meta:
+                app_label = "testapp"
+
+        assert Plan.build(Member).fallback == "testapp.Member has a generic relation"
+
+    @isolate_apps("tests.testapp")
+    def test_do_nothing_is_left_to_the_database(self) -> None:
+        class Member(models.Model):  # noqa: DJ008
+            class Meta:
+                app_label = "testapp"
+
+        class Visit(models.Model):  # noqa: DJ008
+            member = models.ForeignKey(Member, models.DO_NOTHING, db_constraint=False)
+
+            class Meta:
+                app_label = "testapp"
+
+        assert Plan.build(Member) == Plan(Member)
+
+    @isolate_apps("tests.testapp")
     def test_plan_for_a_to_field_relation(self) -> None:
         class Member(models.Model):  # noqa: DJ008
             handle = models.CharField(max_length=10, unique=True)
@@ -531,7 +565,7 @@ class TestAdminAction:
             "1 kept: other data protects them (testapp.Invoice.customer).",
         ]
 
-    def test_is_offered_to_those_who_may_delete(self, admin_user: Any, rf: RequestFactory) -> None:
+    def test_is_offered_to_those_who_may_delete(self, rf: RequestFactory) -> None:
         request = rf.get("/")
-        request.user = admin_user
+        request.user = make_member(is_staff=True, is_superuser=True)
         assert "purge_selected" in GuestAdmin(Guest, admin.site).get_actions(request)
