@@ -28,6 +28,8 @@ test: lint
 	$(BIN)/pytest --cov --cov-report=
 	$(BIN)/pytest --ds=tests.settings_email_user --cov --cov-append --cov-report= \
 		-m "not auth_user_only"
+	$(BIN)/pytest --ds=tests.settings_allauth --cov --cov-append --cov-report= \
+		tests/test_allauth.py
 	$(BIN)/coverage report --fail-under=90
 
 demo: $(STAMP)

@@ -10,7 +10,7 @@ class AnonAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.contrib.auth.signals import user_logged_out
+        from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks as django_checks
 
         from anonauth import checks, receivers
@@ -21,4 +21,7 @@ class AnonAuthConfig(AppConfig):
         django_checks.register(checks.check_security, django_checks.Tags.security)
         user_logged_out.connect(
             receivers.delete_guest_on_logout, dispatch_uid="anonauth.delete_guest_on_logout"
+        )
+        user_logged_in.connect(
+            receivers.link_guest_on_login, dispatch_uid="anonauth.link_guest_on_login"
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from anonauth.conf import conf
+from anonauth.link import CONFLICT_POLICIES, unknown_labels
 
 MIDDLEWARE_PATH = "anonauth.middleware.GuestMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -20,6 +21,7 @@ UNSHARED_CACHES = (
     "django.core.cache.backends.dummy.DummyCache",
 )
 RATE_PATTERN = re.compile(r"^\d+/\d*[smhd]$")
+LABEL_PATTERN = re.compile(r"^\w+\.\w+\.\w+$")
 
 Check = Callable[..., list[CheckMessage]]
 
@@ -100,6 +102,8 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         _type_error(name, problem) for name, problem in _setting_problems() if problem is not None
     ]
     errors.extend(_import_errors())
+    if not errors:
+        errors.extend(_unknown_label_warnings())
     return errors
 
 
@@ -117,6 +121,11 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("REGISTER_URL", _optional_str(conf.REGISTER_URL)),
         ("CAPTCHA_VERIFIER", _optional_str(conf.CAPTCHA_VERIFIER)),
         ("USERNAME_GENERATOR", _expect(conf.USERNAME_GENERATOR, str, "a dotted path")),
+        ("LINK_REASSIGN", _reassign_problem(conf.LINK_REASSIGN)),
+        ("LINK_EXCLUDE", _labels_problem(conf.LINK_EXCLUDE)),
+        ("LINK_CONFLICTS", _conflicts_problem(conf.LINK_CONFLICTS)),
+        ("LINK_DELETE_GUEST", _expect(conf.LINK_DELETE_GUEST, bool, "a bool")),
+        ("LINK_RATE_LIMIT", _rate_problem(conf.LINK_RATE_LIMIT)),
         ("PURGE_SPARE", _optional_str(conf.PURGE_SPARE)),
         ("PURGE_BATCH_SIZE", _positive_count(conf.PURGE_BATCH_SIZE)),
         ("PURGE_LOCK_TIMEOUT", _positive_int(conf.PURGE_LOCK_TIMEOUT)),
@@ -175,6 +184,53 @@ def _domain_problem(value: Any) -> str | None:
     if isinstance(value, str) and "." in value and "@" not in value:
         return None
     return "a domain name such as 'guest.invalid'"
+
+
+def _reassign_problem(value: Any) -> str | None:
+    if value == "all":
+        return None
+    problem = _labels_problem(value)
+    return None if problem is None else f'"all" or {problem}'
+
+
+def _labels_problem(value: Any) -> str | None:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return 'a list of relation labels "app_label.ModelName.field_name"'
+    bad = [label for label in value if not (isinstance(label, str) and LABEL_PATTERN.match(label))]
+    if bad:
+        return f'a list of relation labels "app_label.ModelName.field_name" (not {bad[0]!r})'
+    return None
+
+
+def _conflicts_problem(value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        return "a dict of relation label to conflict policy"
+    labels_problem = _labels_problem(list(value))
+    if labels_problem is not None:
+        return f"a dict keyed by relation label: {labels_problem}"
+    bad = [policy for policy in value.values() if policy not in CONFLICT_POLICIES]
+    if bad:
+        return f"a dict of label to one of {', '.join(CONFLICT_POLICIES)} (not {bad[0]!r})"
+    return None
+
+
+def _unknown_label_warnings() -> list[CheckMessage]:
+    """anonauth.W004: a configured label that names no relation to the user model."""
+    configured: list[tuple[str, Sequence[str]]] = [("LINK_CONFLICTS", list(conf.LINK_CONFLICTS))]
+    if conf.LINK_REASSIGN != "all":
+        configured.append(("LINK_REASSIGN", conf.LINK_REASSIGN))
+    if hasattr(settings, "ANONAUTH_LINK_EXCLUDE"):  # the defaults name optional apps
+        configured.append(("LINK_EXCLUDE", conf.LINK_EXCLUDE))
+    return [
+        Warning(
+            f"ANONAUTH_{name} names {label!r}, which is no relation to the user model.",
+            hint="Labels are 'app_label.ModelName.field_name' of a ForeignKey, "
+            "OneToOneField or ManyToManyField to AUTH_USER_MODEL.",
+            id="anonauth.W004",
+        )
+        for name, labels in configured
+        for label in unknown_labels(labels)
+    ]
 
 
 def _import_errors() -> list[CheckMessage]:

@@ -6,7 +6,7 @@ value on each access so ``override_settings`` works in tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +36,17 @@ DEFAULT_BLOCKED_USER_AGENTS: tuple[str, ...] = (
     r"^scrapy/",
     r"^httpie/",
     r"^postmanruntime/",
+)
+
+# Framework tables whose rows belong to the account: never moved from a guest on link.
+DEFAULT_LINK_EXCLUDE: tuple[str, ...] = (
+    "anonauth.Guest.user",
+    "admin.LogEntry.user",
+    "account.EmailAddress.user",
+    "socialaccount.SocialAccount.user",
+    "mfa.Authenticator.user",
+    "usersessions.UserSession.user",
+    "authtoken.Token.user",
 )
 
 
@@ -103,6 +114,31 @@ class Settings:
     @property
     def REGISTER_URL(self) -> str | None:
         value: str | None = self._get("REGISTER_URL", None)
+        return value
+
+    @property
+    def LINK_REASSIGN(self) -> str | Sequence[str]:
+        value: str | Sequence[str] = self._get("LINK_REASSIGN", "all")
+        return value
+
+    @property
+    def LINK_EXCLUDE(self) -> Sequence[str]:
+        value: Sequence[str] = self._get("LINK_EXCLUDE", DEFAULT_LINK_EXCLUDE)
+        return value
+
+    @property
+    def LINK_CONFLICTS(self) -> Mapping[str, str]:
+        value: Mapping[str, str] = self._get("LINK_CONFLICTS", {})
+        return value
+
+    @property
+    def LINK_DELETE_GUEST(self) -> bool:
+        value: bool = self._get("LINK_DELETE_GUEST", True)
+        return value
+
+    @property
+    def LINK_RATE_LIMIT(self) -> str | None:
+        value: str | None = self._get("LINK_RATE_LIMIT", "5/m")
         return value
 
     @property

@@ -52,6 +52,12 @@ class CaptchaFailed(GuestRefused):
     code = "captcha_failed"
 
 
+class GuestUnavailable(GuestRefused):
+    """A guest could not be created right now (the database failed); nothing was kept."""
+
+    code = "unavailable"
+
+
 class AlreadyAuthenticated(AnonAuthError):
     """A registered user is already signed in."""
 
@@ -68,3 +74,46 @@ class DeletionBlocked(AnonAuthError):
     """The guest cannot be deleted: other data protects it."""
 
     code = "deletion_blocked"
+
+
+class LinkConflict(AnonAuthError):
+    """The account already has data that cannot be merged with the guest's."""
+
+    code = "link_conflict"
+
+
+class InvalidCredentials(AnonAuthError):
+    """The login or password is wrong."""
+
+    code = "invalid_credentials"
+
+
+class InvalidEmail(AnonAuthError):
+    """Enter a valid email address."""
+
+    code = "invalid_email"
+
+
+class EmailInUse(AnonAuthError):
+    """This email address is already used by another account."""
+
+    code = "email_in_use"
+
+
+class UsernameInUse(AnonAuthError):
+    """This username is already used by another account."""
+
+    code = "username_in_use"
+
+
+class PasswordInvalid(AnonAuthError):
+    """The password does not satisfy the password validators.
+
+    ``messages`` holds each validator's message; the API returns them as its ``detail``.
+    """
+
+    code = "password_invalid"
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(" ".join(messages))
+        self.messages = messages

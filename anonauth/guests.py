@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
@@ -21,7 +24,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
@@ -38,10 +41,13 @@ from anonauth.exceptions import (
     DeletionBlocked,
     GuestRefused,
     GuestsDisabled,
+    GuestUnavailable,
     NotGuest,
     RateLimited,
 )
 from anonauth.models import SESSION_KEY_MAX_LENGTH, Guest
+
+logger = logging.getLogger("anonauth")
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -53,12 +59,15 @@ if TYPE_CHECKING:
 # Session key holding the time (epoch seconds) of the guest's last recorded activity.
 # Its presence marks a guest session; the middleware touches ``last_seen`` from it.
 SEEN_SESSION_KEY = "_anonauth_seen"
+# Request attribute naming the guest whose session ``login()`` flushed (for linking).
+FLUSHED_GUEST_ATTR = "anonauth_flushed_guest_id"
 # Cookie set for a visitor refused only for sending no cookie, so its next request qualifies.
 PROBE_COOKIE = "anonauth"
 RATE_LIMIT_GROUP = "anonauth.create_guest"
 # Concurrent requests carrying one cookie may claim the guest created for that cookie
-# within this window; after it a reused cookie gets a guest of its own.
-CLAIM_WINDOW = timedelta(seconds=60)
+# within this window; after it a reused cookie gets a guest of its own. Short, so that
+# a cookie planted by another site (cookie tossing) is of little use to an attacker.
+CLAIM_WINDOW = timedelta(seconds=10)
 USERNAME_ATTEMPTS = 5
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
@@ -89,10 +98,14 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
         return user
     try:
         check_admission(request, lazy=True)
+        return sign_in_new_guest(request)[0]
     except GuestRefused as refusal:
         request.anonauth_refusal = refusal  # type: ignore[attr-defined]
-        return user
-    return sign_in_new_guest(request)[0]
+    except DatabaseError:
+        # Rolled back: no user or guest row is left. The visitor browses on anonymously.
+        logger.exception("anonauth: creating a guest failed")
+        request.anonauth_refusal = GuestUnavailable()  # type: ignore[attr-defined]
+    return user
 
 
 def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
@@ -145,7 +158,7 @@ def check_admission(request: HttpRequest, *, lazy: bool) -> None:
         raise GuestsDisabled()
     if lazy:
         _check_client(request)
-    _check_rate(request)
+    check_rate(request, group=RATE_LIMIT_GROUP, rate=conf.RATE_LIMIT)
     _check_captcha(request)
 
 
@@ -170,12 +183,11 @@ def _user_agent_pattern(patterns: Sequence[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-def _check_rate(request: HttpRequest) -> None:
-    if conf.RATE_LIMIT is None:
+def check_rate(request: HttpRequest, *, group: str, rate: str | None) -> None:
+    """Count this request against the per-IP ``rate`` of ``group``; raise when over it."""
+    if rate is None:
         return
-    usage = get_usage(
-        request, group=RATE_LIMIT_GROUP, key="ip", rate=conf.RATE_LIMIT, increment=True
-    )
+    usage = get_usage(request, group=group, key="ip", rate=rate, increment=True)
     if usage is not None and usage["should_limit"]:
         raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
 
@@ -238,8 +250,6 @@ def _usable_key(creation_key: str | None) -> str | None:
 
 def _creation_key(request: HttpRequest) -> str | None:
     """A digest of the cookie identifying this client, shared by its concurrent requests."""
-    from django.conf import settings
-
     candidates = (
         ("session", request.session.session_key),
         ("probe", request.COOKIES.get(PROBE_COOKIE)),
@@ -318,15 +328,13 @@ def generate_username(*, max_length: int) -> str:
 
 
 def start_guest_session(request: HttpRequest, user: User) -> None:
-    """Log ``user`` in on ``request`` as a guest: rotated session key, data kept.
+    """Log ``user`` in on ``request`` as a guest: a new session key, the data kept.
 
     Like :func:`django.contrib.auth.login` without its ``user_logged_in`` signal (a
     guest presents no credential, so ``last_login`` and login receivers don't apply);
     listen to ``guest_created`` instead.
     """
-    from django.conf import settings
-
-    rotate_session_key(request)
+    move_to_new_session(request)
     session = request.session
     session[SESSION_KEY] = user._meta.pk.value_to_string(user)
     session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
@@ -350,10 +358,28 @@ def _record_session_key(session: SessionBase, user: User) -> None:
         Guest.objects.filter(user_id=user.pk).update(session_key=key)
 
 
-def rotate_session_key(request: HttpRequest) -> None:
-    """Give the session a new key, keeping its data (against session fixation).
+def move_to_new_session(request: HttpRequest) -> None:
+    """Carry an anonymous session's data over to a new session with a new key.
 
-    The old session is deleted now; the new key is created when the response saves
+    The authenticated session gets a key nobody could have planted (against session
+    fixation), while the anonymous session is left as it is: concurrent requests still
+    carrying its cookie keep its data and claim the same guest. Expired sessions go
+    with ``clearsessions`` as usual. Saving the new session costs the queries of one
+    session creation; nothing is deleted.
+    """
+    old = request.session
+    if old.session_key is None:
+        return
+    engine = import_module(settings.SESSION_ENGINE)
+    request.session = engine.SessionStore()
+    request.session.update(dict(old.items()))
+
+
+def rotate_session_key(request: HttpRequest) -> None:
+    """Give the session a new key, keeping its data; the old session is deleted.
+
+    For sessions that are already authenticated (an upgrade): the old key must stop
+    working. The old session is deleted now; the new key is created when the response saves
     the session, which saves the query :meth:`SessionBase.cycle_key` spends.
     """
     session = request.session
@@ -362,6 +388,32 @@ def rotate_session_key(request: HttpRequest) -> None:
     data = dict(session.items())
     session.flush()
     session.update(data)
+
+
+def watch_session(request: HttpRequest) -> None:
+    """Note which guest a session belonged to when it is flushed, before ``login()``
+    replaces it, so the login can link that guest (see ``receivers.link_guest_on_login``).
+
+    Wraps the session's ``flush``/``aflush`` on this request only: no query, and
+    nothing at all for requests without a session key.
+    """
+    session = getattr(request, "session", None)
+    if session is None or session.session_key is None:
+        return
+    flush, aflush = session.flush, session.aflush
+
+    def noting_flush() -> None:
+        if session.get(SEEN_SESSION_KEY) is not None:
+            setattr(request, FLUSHED_GUEST_ATTR, session.get(SESSION_KEY))
+        flush()
+
+    async def noting_aflush() -> None:
+        if await session.aget(SEEN_SESSION_KEY) is not None:
+            setattr(request, FLUSHED_GUEST_ATTR, await session.aget(SESSION_KEY))
+        await aflush()
+
+    session.flush = noting_flush
+    session.aflush = noting_aflush
 
 
 def touch_due(request: HttpRequest) -> bool:

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from anonauth.decorators import is_guest_allowed
-from anonauth.guests import PROBE_COOKIE, ensure_guest, touch, touch_due
+from anonauth.guests import PROBE_COOKIE, ensure_guest, touch, touch_due, watch_session
 
 SESSION_TOKEN_HEADER = "X-Session-Token"
 
@@ -40,6 +40,7 @@ class GuestMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         use_session_token(request)
+        watch_session(request)
         response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
         if touch_due(request):
             touch(request)
@@ -48,6 +49,7 @@ class GuestMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         use_session_token(request)
+        watch_session(request)
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         if touch_due(request):
             await sync_to_async(touch)(request)

@@ -4,12 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+
 from anonauth.conf import conf
-from anonauth.guests import delete_guest, is_guest
+from anonauth.guests import FLUSHED_GUEST_ATTR, delete_guest, is_guest
+from anonauth.link import link_at_sign_in, link_attempted
 
 
-def delete_guest_on_logout(sender: Any, user: Any, **kwargs: Any) -> None:
+def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """A guest that logs out can never sign in again: with ``ANONAUTH_DELETE_ON_LOGOUT``
-    it is deleted with its data (the session itself is flushed by ``logout()``)."""
-    if conf.DELETE_ON_LOGOUT and is_guest(user):
+    it is deleted with its data (the session itself is flushed by ``logout()``).
+
+    Not when the logout is a step of signing into an account the guest was linked
+    into (or failed to be: then its data waits, intact, for the purge)."""
+    if conf.DELETE_ON_LOGOUT and is_guest(user) and not link_attempted(request):
         delete_guest(user)
+
+
+def link_guest_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """When a guest's session ends in ``login()`` of another user, link the guest into it.
+
+    ``GuestMiddleware`` noted the guest when ``login()`` flushed its session. A failed
+    link never breaks the login: the guest and its data stay, and the error is logged.
+    """
+    guest_id = getattr(request, FLUSHED_GUEST_ATTR, None)
+    if guest_id is None or str(guest_id) == str(user.pk) or link_attempted(request):
+        return
+    if is_guest(user):
+        return
+    guest = get_user_model()._base_manager.filter(pk=guest_id).first()
+    if guest is not None:
+        link_at_sign_in(guest, user, request)

@@ -33,8 +33,23 @@ class SignInSerializer(serializers.Serializer[Any]):
     session_token = serializers.CharField(allow_null=True)
 
 
+class UpgradeSerializer(serializers.Serializer[Any]):
+    """The upgrade request. The email's format is checked by ``upgrade_guest``
+    (code ``invalid_email``), so it is a plain string here."""
+
+    email = serializers.CharField(max_length=320)
+    password = serializers.CharField(trim_whitespace=False, max_length=4096)
+
+
 class SessionSerializer(serializers.Serializer[Any]):
     user = UserSerializer()
+
+
+class LinkSerializer(serializers.Serializer[Any]):
+    """The link request: an existing account's login (username or email) and password."""
+
+    login = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

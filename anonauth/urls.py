@@ -11,5 +11,7 @@ app_name = "anonauth"
 urlpatterns = [
     path("sign-in/", views.SignInView.as_view(), name="sign-in"),
     path("session/", views.SessionView.as_view(), name="session"),
+    path("link/", views.LinkView.as_view(), name="link"),
+    path("upgrade/", views.UpgradeView.as_view(), name="upgrade"),
     path("delete/", views.DeleteView.as_view(), name="delete"),
 ]

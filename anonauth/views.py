@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.contrib.auth import login
+from django.db import DatabaseError
 from django.http import HttpRequest
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
@@ -13,11 +16,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests
-from anonauth.exceptions import AnonAuthError, RateLimited
+from anonauth import guests, link, upgrade
+from anonauth.exceptions import AnonAuthError, GuestUnavailable, PasswordInvalid, RateLimited
 from anonauth.middleware import SESSION_TOKEN_HEADER
 from anonauth.permissions import IsGuest
-from anonauth.serializers import UserSerializer
+from anonauth.serializers import LinkSerializer, UpgradeSerializer, UserSerializer
+
+logger = logging.getLogger("anonauth")
 
 STATUS_BY_CODE: dict[str, int] = {
     "already_authenticated": status.HTTP_409_CONFLICT,
@@ -26,6 +31,13 @@ STATUS_BY_CODE: dict[str, int] = {
     "disabled": status.HTTP_403_FORBIDDEN,
     "not_guest": status.HTTP_403_FORBIDDEN,
     "deletion_blocked": status.HTTP_409_CONFLICT,
+    "invalid_credentials": status.HTTP_400_BAD_REQUEST,
+    "link_conflict": status.HTTP_409_CONFLICT,
+    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "invalid_email": status.HTTP_400_BAD_REQUEST,
+    "password_invalid": status.HTTP_400_BAD_REQUEST,
+    "email_in_use": status.HTTP_409_CONFLICT,
+    "username_in_use": status.HTTP_409_CONFLICT,
 }
 
 
@@ -37,10 +49,14 @@ def error_response(code: str, detail: Any, status_code: int) -> Response:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render anonauth's errors and DRF's own in the ``{"code", "detail"}`` shape."""
     if isinstance(exc, AnonAuthError):
-        error = error_response(exc.code, exc.message, STATUS_BY_CODE.get(exc.code, 400))
+        detail = exc.messages if isinstance(exc, PasswordInvalid) else exc.message
+        error = error_response(exc.code, detail, STATUS_BY_CODE.get(exc.code, 400))
         if isinstance(exc, RateLimited):
             error["Retry-After"] = str(exc.retry_after)
         return error
+    if isinstance(exc, DatabaseError):
+        logger.exception("anonauth: database error in the API", exc_info=exc)
+        return error_response("unavailable", GuestUnavailable.__doc__, 503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
@@ -82,7 +98,7 @@ def check_csrf(request: Request) -> None:
     try:
         SessionAuthentication().enforce_csrf(request)
     except exceptions.PermissionDenied as denied:
-        raise exceptions.PermissionDenied(denied.detail, code="csrf_failed") from denied
+        raise exceptions.PermissionDenied(str(denied.detail), code="csrf_failed") from denied
 
 
 def session_token(request: HttpRequest) -> str | None:
@@ -122,3 +138,45 @@ class DeleteView(AnonAuthAPIView):
     def post(self, request: Request) -> Response:
         guests.delete_guest(request.user, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UpgradeView(AnonAuthAPIView):
+    """POST ``{email, password}``: the signed-in guest becomes a full account in place.
+
+    200 with the same user ``id`` and ``is_guest`` false; the session key rotates, so
+    app clients get the new ``session_token`` (``None`` for cookie clients).
+    """
+
+    permission_classes = [IsAuthenticated, IsGuest]
+
+    def post(self, request: Request) -> Response:
+        serializer = UpgradeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = upgrade.upgrade_guest(
+            request.user, request=request._request, **serializer.validated_data
+        )
+        body = {"user": UserSerializer(user).data, "session_token": session_token(request._request)}
+        return Response(body)
+
+
+class LinkView(AnonAuthAPIView):
+    """POST ``{login, password}``: merge the signed-in guest into that account, log it in."""
+
+    permission_classes = [IsAuthenticated, IsGuest]
+
+    def post(self, request: Request) -> Response:
+        data = LinkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        django_request = request._request
+        account = link.authenticate_account(
+            django_request, data.validated_data["login"], data.validated_data["password"]
+        )
+        result = link.link_guest(request.user, account, request=django_request)
+        setattr(django_request, link.LINK_ATTEMPTED_ATTR, True)  # login() must not link again
+        login(django_request, account)
+        body = {
+            "user": UserSerializer(account).data,
+            "moved": result.moved,
+            "dropped": result.dropped,
+        }
+        return Response(body)

@@ -4,6 +4,7 @@ database, ``REDIS_URL`` to add a Redis cache (used by the cross-process tests)."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dj_database_url
 
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "anonauth",
     "example_project.shop",
     "tests.testapp",
+    "tests.linkapp",
 ]
 
 MIDDLEWARE = [
@@ -51,6 +53,7 @@ LOGIN_URL = "/accounts/login/"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [Path(__file__).resolve().parent.parent / "example_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from tests.testapp import views
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("auth/anonymous/", include("anonauth.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("csrf/", views.csrf, name="csrf"),
     path("plain/", views.plain, name="plain"),
     path("guest-fn/", views.guest_fn, name="guest-fn"),
+    path("guest-lean/", views.guest_lean, name="guest-lean"),
     path("guest-cbv/", views.GuestCBV.as_view(), name="guest-cbv"),
     path("guest-drf/", views.GuestDRF.as_view(), name="guest-drf"),
     path("guest-api-view/", views.guest_api_view, name="guest-api-view"),

@@ -7,3 +7,10 @@ class ShopConfig(AppConfig):
     name = "example_project.shop"
     label = "shop"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from anonauth.signals import guest_linking
+
+        from .receivers import merge_carts
+
+        guest_linking.connect(merge_carts, dispatch_uid="shop.merge_carts")

@@ -11,4 +11,5 @@ urlpatterns = [
     path("cart/", views.cart_detail, name="cart"),
     path("cart/add/<int:product_id>/", views.add_to_cart, name="add"),
     path("checkout/", views.checkout, name="checkout"),
+    path("account/upgrade/", views.upgrade_account, name="upgrade"),
 ]

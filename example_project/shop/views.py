@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import F
@@ -8,6 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from anonauth.decorators import guest_allowed, registered_user_required
+from anonauth.exceptions import AnonAuthError, PasswordInvalid
+from anonauth.guests import is_guest
+from anonauth.upgrade import upgrade_guest
 
 from .models import Cart, CartItem, Order, Product
 
@@ -48,3 +52,33 @@ def checkout(request: HttpRequest) -> HttpResponse:
         cart.items.all().delete()
     messages.success(request, f"Order #{order.pk} placed. Thank you!")
     return redirect("shop:products")
+
+
+class UpgradeForm(forms.Form):
+    email = forms.CharField(max_length=254, widget=forms.EmailInput)
+    password = forms.CharField(strip=False, widget=forms.PasswordInput)
+
+
+def upgrade_account(request: HttpRequest) -> HttpResponse:
+    """Turn the guest into an account: same user, same cart."""
+    if not is_guest(request.user):
+        return redirect("shop:cart" if request.user.is_authenticated else "shop:products")
+    form = UpgradeForm(request.POST or None)
+    if form.is_valid() and _upgrade(request, form):
+        messages.success(request, "Your account is ready: your cart is still here.")
+        return redirect("shop:cart")
+    return render(request, "shop/upgrade.html", {"form": form})
+
+
+def _upgrade(request: HttpRequest, form: UpgradeForm) -> bool:
+    email, password = form.cleaned_data["email"], form.cleaned_data["password"]
+    try:
+        # The demo logs in by username (Django's LoginView), so the email is the username.
+        upgrade_guest(request.user, email=email, password=password, request=request, username=email)
+    except PasswordInvalid as error:
+        form.add_error("password", error.messages)
+        return False
+    except AnonAuthError as error:
+        form.add_error("email", error.message)
+        return False
+    return True

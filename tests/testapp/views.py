@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import View
+from django.views.decorators.csrf import ensure_csrf_cookie
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +30,11 @@ def plain(request: HttpRequest) -> HttpResponse:
     return HttpResponse("plain")
 
 
+@ensure_csrf_cookie
+def csrf(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("csrf cookie set")
+
+
 def session_touch(request: HttpRequest) -> HttpResponse:
     request.session.get("anything")
     return HttpResponse("touched")
@@ -37,6 +43,12 @@ def session_touch(request: HttpRequest) -> HttpResponse:
 @guest_allowed
 def guest_fn(request: HttpRequest) -> JsonResponse:
     return describe(request)
+
+
+@guest_allowed
+def guest_lean(request: HttpRequest) -> HttpResponse:
+    """A marked view that only reads the user's id (for query counts)."""
+    return HttpResponse(str(request.user.pk))
 
 
 @guest_allowed

@@ -1,0 +1,1 @@
+"""Integrations with third-party apps (each needs its extra: ``anonauth[allauth]``)."""

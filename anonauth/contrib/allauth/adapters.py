@@ -1,0 +1,166 @@
+"""allauth adapters that upgrade the signed-in guest in place instead of creating a user.
+
+Both go through :func:`anonauth.upgrade.upgrading`, so allauth's flows lock, check,
+signal (``guest_upgraded`` with ``method="password"`` or ``"social"``) and carry the
+session over exactly like :func:`anonauth.upgrade.upgrade_guest`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account import app_settings as account_settings
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.account.utils import has_verified_email
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.providers.base import AuthProcess
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
+from django.forms import BaseForm
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import rotate_token
+
+from anonauth.guests import is_guest, rotate_session_key
+from anonauth.link import link_at_sign_in
+from anonauth.upgrade import PASSWORD, SOCIAL, upgrading
+
+# Set on a request whose guest is upgrading through a social login: allauth signs
+# signed-in visitors out before a social login, which must not happen to this one.
+KEEP_SIGNED_IN_ATTR = "_anonauth_social_upgrade"
+
+
+class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
+    """allauth's account adapter, for a site with guests.
+
+    - A guest's signup (form or headless) fills in the guest itself: same primary
+      key, data kept, guest flag removed, ``guest_upgraded(method="password")``.
+      The random guest username is replaced the way allauth names any new account
+      (the form's username, or one generated from the email).
+    - With ``ACCOUNT_EMAIL_VERIFICATION = "mandatory"`` the upgraded visitor is
+      signed out (the session keeps its data) until the address is confirmed.
+    - A guest upgrading through a social login is not signed out first.
+    """
+
+    def new_user(self, request: HttpRequest) -> Any:
+        if is_guest(request.user):
+            return _reload(request.user)
+        return super().new_user(request)
+
+    def save_user(
+        self, request: HttpRequest, user: Any, form: BaseForm, commit: bool = True
+    ) -> Any:
+        if not (commit and is_guest(user)):
+            return super().save_user(request, user, form, commit)
+        with upgrading(user, request=request, method=PASSWORD):
+            super().save_user(request, user, form, commit=True)
+        return user
+
+    def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
+        upgraded_here = kwargs.get("signup") and _signed_in_as(request, user)
+        if upgraded_here and self._must_verify(user, kwargs):
+            sign_out_keeping_session(request)
+        response: HttpResponse | None = super().pre_login(request, user, **kwargs)
+        return response
+
+    def logout(self, request: HttpRequest) -> None:
+        if getattr(request, KEEP_SIGNED_IN_ATTR, False):
+            return
+        super().logout(request)
+
+    def _must_verify(self, user: Any, kwargs: dict[str, Any]) -> bool:
+        mandatory = account_settings.EmailVerificationMethod.MANDATORY
+        return bool(
+            kwargs.get("email_verification") == mandatory
+            and not has_verified_email(user, kwargs.get("email"))
+        )
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
+    """allauth's social account adapter, for a site with guests.
+
+    - A guest's social login (or "connect") with a social account that is new
+      attaches the account to the guest and upgrades it in place
+      (``guest_upgraded(method="social")``), taking name and email from the
+      provider; the address is verified if the provider says so.
+    - A guest's social login with an account that already belongs to a user calls
+      :meth:`link_guest_into`, the hook where the guest is merged into that user.
+    """
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
+        super().pre_social_login(request, sociallogin)
+        if not is_guest(request.user):
+            return
+        if sociallogin.is_existing:
+            self.link_guest_into(request.user, sociallogin.user, request)
+            return
+        _require_account_adapter(request)
+        # A guest has no account to connect to: its "connect" is a signup, in place.
+        sociallogin.state["process"] = AuthProcess.LOGIN
+        setattr(request, KEEP_SIGNED_IN_ATTR, True)
+
+    def new_user(self, request: HttpRequest, sociallogin: Any) -> Any:
+        # Never the guest: allauth looks the social account up with this unsaved user.
+        return get_user_model()()
+
+    def save_user(self, request: HttpRequest, sociallogin: Any, form: Any = None) -> Any:
+        if not is_guest(request.user):
+            return super().save_user(request, sociallogin, form)
+        guest = _reload(request.user)
+        with upgrading(guest, request=request, method=SOCIAL):
+            self.adopt_social_user(guest, sociallogin.user)
+            sociallogin.user = guest
+            super().save_user(request, sociallogin, form)
+        return guest
+
+    def adopt_social_user(self, guest: Any, social_user: Any) -> None:
+        """Copy onto ``guest`` what allauth filled in from the provider: the username
+        (if the provider gives none, allauth generates one, as for any new account),
+        and the email, first and last name when the provider gives them."""
+        username_field = account_settings.USER_MODEL_USERNAME_FIELD
+        if username_field:
+            setattr(guest, username_field, getattr(social_user, username_field, ""))
+        for name in (account_settings.USER_MODEL_EMAIL_FIELD, "first_name", "last_name"):
+            value = getattr(social_user, name, None) if name else None
+            if value:
+                setattr(guest, name, value)
+
+    def link_guest_into(self, guest: Any, user: Any, request: HttpRequest) -> None:
+        """A guest signed in with a social account that belongs to ``user``.
+
+        Called before allauth signs the guest out and ``user`` in: the guest is linked
+        into ``user`` (:func:`anonauth.link.link_at_sign_in`: no new user, no orphaned
+        guest; a failed link is logged, keeps the guest intact and lets the login on).
+        """
+        link_at_sign_in(_reload(guest), user, request)
+
+
+def sign_out_keeping_session(request: HttpRequest) -> None:
+    """Sign the visitor out but keep the session's data (allauth's pending login lives
+    there), under a new session key and CSRF token. No ``user_logged_out``."""
+    rotate_session_key(request)
+    for key in (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY):
+        request.session.pop(key, None)
+    request.user = AnonymousUser()
+    rotate_token(request)
+
+
+def _reload(user: Any) -> Any:
+    """A fresh instance of ``user`` for allauth to fill in: the request's own stays
+    untouched if the signup fails. The guest flag comes in the same query."""
+    model = user._meta.model
+    return model._default_manager.select_related("anonauth_guest").get(pk=user.pk)
+
+
+def _signed_in_as(request: HttpRequest, user: Any) -> bool:
+    return bool(request.session.get(SESSION_KEY) == user._meta.pk.value_to_string(user))
+
+
+def _require_account_adapter(request: HttpRequest) -> None:
+    if not isinstance(get_account_adapter(request), AccountAdapter):
+        raise ImproperlyConfigured(
+            "SOCIALACCOUNT_ADAPTER = 'anonauth.contrib.allauth.SocialAccountAdapter' needs "
+            "ACCOUNT_ADAPTER = 'anonauth.contrib.allauth.AccountAdapter' (or a subclass): "
+            "allauth's own would sign the guest out before upgrading it."
+        )

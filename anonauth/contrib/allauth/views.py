@@ -1,0 +1,126 @@
+"""allauth's signup and login views, open to guests.
+
+allauth turns signed-in visitors away from signup and login (a redirect for the form
+views, 409 for headless), and a guest is signed in. These subclasses let a guest
+through and behave like allauth's for everyone else: a guest's signup upgrades it in
+place (the adapters), a guest's login links it into the account (anonauth's
+``user_logged_in`` receiver). Route allauth's URLs to them, before
+``include("allauth.urls")`` and ``include("allauth.headless.urls")`` (see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.account.internal import flows
+from allauth.account.mixins import RedirectAuthenticatedUserMixin
+from allauth.account.views import LoginView as AllauthLoginView
+from allauth.account.views import SignupView as AllauthSignupView
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.decorators import rate_limit
+from allauth.headless.account.views import LoginView as AllauthHeadlessLoginView
+from allauth.headless.account.views import SignupView as AllauthHeadlessSignupView
+from allauth.headless.base.response import AuthenticationResponse, ForbiddenResponse
+from allauth.socialaccount.internal.flows.signup import get_pending_signup
+from allauth.socialaccount.views import SignupView as AllauthSocialSignupView
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+
+from anonauth.guests import is_guest
+
+_sensitive = method_decorator(sensitive_post_parameters("password", "password1", "password2"))
+
+
+class GuestsWelcomeMixin:
+    """Skip allauth's redirect of signed-in visitors for guests only."""
+
+    @method_decorator(login_not_required)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if is_guest(request.user):
+            return self.dispatch_for_guest(request, *args, **kwargs)
+        response: HttpResponseBase = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return response
+
+    def dispatch_for_guest(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        # The next class after the redirecting mixin in allauth's view.
+        response: HttpResponseBase = super(RedirectAuthenticatedUserMixin, self).dispatch(  # type: ignore[misc]
+            request, *args, **kwargs
+        )
+        return response
+
+
+class SignupView(GuestsWelcomeMixin, AllauthSignupView):  # type: ignore[misc]
+    """allauth's signup page (``account_signup``); a guest's signup upgrades it."""
+
+    @method_decorator(rate_limit(action="signup"))
+    @_sensitive
+    @method_decorator(never_cache)
+    def dispatch_for_guest(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        return super().dispatch_for_guest(request, *args, **kwargs)
+
+
+class LoginView(GuestsWelcomeMixin, AllauthLoginView):  # type: ignore[misc]
+    """allauth's login page (``account_login``); a guest's login links it into the account."""
+
+    @method_decorator(rate_limit(action="login"))
+    @_sensitive
+    @method_decorator(never_cache)
+    def dispatch_for_guest(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        return super().dispatch_for_guest(request, *args, **kwargs)
+
+
+class SocialSignupView(GuestsWelcomeMixin, AllauthSocialSignupView):  # type: ignore[misc]
+    """allauth's social signup form (``socialaccount_signup``), shown when a social
+    login needs more input (say an email the provider did not give)."""
+
+    def dispatch_for_guest(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        sociallogin = get_pending_signup(request)
+        if not sociallogin:  # as allauth's own dispatch() does
+            return HttpResponseRedirect(reverse("account_login"))
+        self.sociallogin = sociallogin
+        return super().dispatch_for_guest(request, *args, **kwargs)
+
+
+class HeadlessSignupView(AllauthHeadlessSignupView):  # type: ignore[misc]
+    """allauth headless ``POST auth/signup`` (browser and app clients)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not is_guest(request.user):
+            response: HttpResponseBase = super().post(request, *args, **kwargs)
+            return response
+        # allauth's post() without its 409 for signed-in visitors.
+        if not get_account_adapter().is_open_for_signup(request):
+            return ForbiddenResponse(request)  # type: ignore[no-any-return]
+        user, response = self.input.try_save(request)
+        if not response:
+            with contextlib.suppress(ImmediateHttpResponse):
+                response = flows.signup.complete_signup(request, user=user)
+        return AuthenticationResponse.from_response(request, response)  # type: ignore[no-any-return]
+
+
+class HeadlessLoginView(AllauthHeadlessLoginView):  # type: ignore[misc]
+    """allauth headless ``POST auth/login``; a guest's login links it into the account."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not is_guest(request.user):
+            response: HttpResponseBase = super().post(request, *args, **kwargs)
+            return response
+        # allauth's post() without its 409 for signed-in visitors.
+        response = flows.login.perform_password_login(
+            request, self.input.cleaned_data, self.input.login
+        )
+        return AuthenticationResponse.from_response(request, response)  # type: ignore[no-any-return]

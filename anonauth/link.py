@@ -1,0 +1,275 @@
+"""Linking: merge a guest into an existing account in one transaction.
+
+Every relation that points at the user model (ForeignKey, OneToOneField, and the
+through tables of ManyToManyFields) is named ``"app_label.ModelName.field_name"``. When a
+guest is linked, ``guest_linking`` receivers run first (to merge domain data their own
+way), then every remaining relation is moved to the account with one UPDATE each, rows
+that would break a unique constraint being resolved per ``ANONAUTH_LINK_CONFLICTS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import authenticate, get_user_model
+from django.db import models, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.http import HttpRequest
+
+from anonauth import signals
+from anonauth.conf import conf
+from anonauth.exceptions import InvalidCredentials, LinkConflict, NotGuest
+from anonauth.guests import check_rate, is_guest
+from anonauth.models import Guest
+
+logger = logging.getLogger("anonauth")
+
+KEEP_TARGET = "keep_target"
+KEEP_GUEST = "keep_guest"
+ERROR = "error"
+CONFLICT_POLICIES = (KEEP_TARGET, KEEP_GUEST, ERROR)
+
+# Permissions are the account's own: a PermissionsMixin's m2m fields are never moved.
+PERMISSION_FIELDS = frozenset({"groups", "user_permissions"})
+LINK_RATE_LIMIT_GROUP = "anonauth.link"
+LINK_ATTEMPTED_ATTR = "anonauth_link_attempted"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One way rows point at the user model: ``field_name`` on ``model``."""
+
+    label: str
+    model: type[models.Model]
+    field_name: str
+
+    def rows(self, user: Any) -> models.QuerySet[Any]:
+        return self.model._base_manager.filter(**{self.field_name: user})
+
+    def unique_sets(self) -> list[tuple[list[str], Q | None]]:
+        """The other fields of each unique constraint that includes this field."""
+        return unique_sets(self.model, self.field_name)
+
+
+@dataclass
+class LinkResult:
+    """What a link did: rows moved to the account and guest rows dropped, per relation."""
+
+    guest_id: Any
+    user_id: Any
+    moved: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    guest_deleted: bool = False
+
+
+def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> LinkResult:
+    """Merge ``guest`` into the registered ``user`` in one transaction.
+
+    Sends ``guest_linking`` (inside the transaction), reassigns every relation per
+    ``ANONAUTH_LINK_REASSIGN`` / ``ANONAUTH_LINK_EXCLUDE`` / ``ANONAUTH_LINK_CONFLICTS``,
+    deletes the guest (unless ``ANONAUTH_LINK_DELETE_GUEST`` is false) and, after commit,
+    sends ``guest_linked``. Raises :class:`NotGuest` if ``guest`` is not (or no longer)
+    a guest or ``user`` is one, :class:`LinkConflict` under the ``error`` policy; any
+    error rolls everything back.
+    """
+    if guest.pk == user.pk or Guest.objects.filter(user_id=user.pk).exists():
+        raise NotGuest("A guest can only be linked into a registered account.")
+    result = LinkResult(guest_id=guest.pk, user_id=user.pk)
+    with transaction.atomic():
+        # Lock the flag: a concurrent link, upgrade or purge of this guest waits here.
+        if not Guest.objects.select_for_update().filter(user_id=guest.pk).exists():
+            raise NotGuest("This user is no longer a guest.")
+        sender = type(user)
+        signals.guest_linking.send(sender, guest=guest, user=user, request=request)
+        for relation in relations_to_reassign():
+            move(relation, guest, user, result)
+        if conf.LINK_DELETE_GUEST:
+            guest.delete()
+            result.guest_deleted = True
+        signals.send_after_commit(
+            signals.guest_linked,
+            sender,
+            guest_id=result.guest_id,
+            user=user,
+            request=request,
+            result=result,
+        )
+    return result
+
+
+def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult | None:
+    """Link ``guest`` into ``user`` as part of a sign-in; never raises.
+
+    A failure is logged and leaves the guest and its data as they were (the purge
+    removes the guest later); the sign-in goes on either way. The request remembers
+    the attempt, so the ``login()`` that follows does not link again and the sign-out
+    some flows do first does not delete the guest (``ANONAUTH_DELETE_ON_LOGOUT``).
+    """
+    setattr(request, LINK_ATTEMPTED_ATTR, True)
+    try:
+        return link_guest(guest, user, request=request)
+    except NotGuest:
+        return None  # upgraded, linked or purged meanwhile: nothing to merge
+    except Exception:
+        logger.exception(
+            "anonauth: linking guest %s into user %s failed; the guest and its data are kept",
+            guest.pk,
+            user.pk,
+        )
+        return None
+
+
+def link_attempted(request: HttpRequest | None) -> bool:
+    """Whether this request already linked (or tried to link) a guest."""
+    return bool(getattr(request, LINK_ATTEMPTED_ATTR, False))
+
+
+def move(relation: Relation, guest: Any, user: Any, result: LinkResult) -> None:
+    """Move ``relation``'s rows from ``guest`` to ``user``, resolving unique conflicts."""
+    dropped = resolve_conflicts(relation, guest, user)
+    if dropped:
+        result.dropped[relation.label] = dropped
+    moved = relation.rows(guest).update(**{relation.field_name: user})
+    if moved:
+        result.moved[relation.label] = moved
+
+
+def resolve_conflicts(relation: Relation, guest: Any, user: Any) -> int:
+    """Delete the rows that would collide after the move; return how many went.
+
+    ``keep_target`` deletes the guest's colliding rows, ``keep_guest`` the account's,
+    ``error`` raises :class:`LinkConflict`. Rows hanging off deleted rows go with them
+    (their own ``on_delete``).
+    """
+    sets = relation.unique_sets()
+    if not sets:
+        return 0
+    policy = conf.LINK_CONFLICTS.get(relation.label, KEEP_TARGET)
+    loser, winner = (user, guest) if policy == KEEP_GUEST else (guest, user)
+    colliding = relation.rows(loser).filter(colliding_with(relation, winner, sets))
+    if policy == ERROR:
+        if colliding.exists():
+            raise LinkConflict(f"The account already has rows that {relation.label} keeps unique.")
+        return 0
+    _total, per_model = colliding.delete()
+    return per_model.get(relation.model._meta.label, 0)
+
+
+def colliding_with(relation: Relation, owner: Any, sets: Sequence[tuple[list[str], Q | None]]) -> Q:
+    """Rows that share, with one of ``owner``'s rows, the other fields of a unique set."""
+    conditions = []
+    for others, condition in sets:
+        twins = relation.rows(owner).filter(**{name: OuterRef(name) for name in others})
+        exists = Q(Exists(twins.filter(condition) if condition is not None else twins))
+        conditions.append(exists & condition if condition is not None else exists)
+    return reduce(or_, conditions)
+
+
+def unique_sets(model: type[models.Model], field_name: str) -> list[tuple[list[str], Q | None]]:
+    """For each uniqueness rule including ``field_name``: its other fields and condition."""
+    opts = model._meta
+    rules: list[tuple[Sequence[str], Q | None]] = []
+    if opts.get_field(field_name).unique:  # type: ignore[union-attr]
+        rules.append(((field_name,), None))
+    rules.extend((tuple(names), None) for names in opts.unique_together)
+    for constraint in opts.total_unique_constraints + _conditional_constraints(model):
+        rules.append((constraint.fields, constraint.condition))
+    names = {field_name, opts.get_field(field_name).attname}  # type: ignore[union-attr]
+    return [
+        ([n for n in fields if n not in names], cond)
+        for fields, cond in rules
+        if names & set(fields)
+    ]
+
+
+def _conditional_constraints(model: type[models.Model]) -> list[models.UniqueConstraint]:
+    return [
+        c
+        for c in model._meta.constraints
+        if isinstance(c, models.UniqueConstraint) and c.fields and c.condition is not None
+    ]
+
+
+def user_relations() -> list[Relation]:
+    """Every relation that points at the user model, with its label."""
+    user_model = get_user_model()._meta.concrete_model
+    relations = []
+    for model in apps.get_models(include_auto_created=True):
+        for fk in model._meta.local_fields:
+            if _points_at(fk, user_model):
+                relations.append(Relation(relation_label(model, fk), model, fk.name))
+    return relations
+
+
+def _points_at(fk: Any, user_model: Any) -> bool:
+    if not isinstance(fk, models.ForeignKey) or fk.remote_field.parent_link:
+        return False
+    return bool(fk.related_model._meta.concrete_model is user_model)
+
+
+def relation_label(model: type[models.Model], fk: models.Field[Any, Any]) -> str:
+    """``"app_label.ModelName.field_name"``; for an automatic M2M table, the M2M field's."""
+    owner: Any = model._meta.auto_created  # the model declaring the M2M, or False
+    if owner:
+        for m2m in owner._meta.local_many_to_many:
+            if m2m.remote_field.through is model:
+                return f"{owner._meta.label}.{m2m.name}"
+    return f"{model._meta.label}.{fk.name}"
+
+
+def relations_to_reassign() -> list[Relation]:
+    """The relations a link moves: ``ANONAUTH_LINK_REASSIGN`` minus the excluded ones."""
+    wanted = conf.LINK_REASSIGN
+    excluded = set(conf.LINK_EXCLUDE)
+    user_label = get_user_model()._meta.label
+    return [
+        relation
+        for relation in user_relations()
+        if relation.label not in excluded
+        and (wanted == "all" or relation.label in wanted)
+        and not _is_permission(relation.label, user_label)
+    ]
+
+
+def _is_permission(label: str, user_label: str) -> bool:
+    owner, _, name = label.rpartition(".")
+    return owner == user_label and name in PERMISSION_FIELDS
+
+
+def authenticate_account(request: HttpRequest, login: str, password: str) -> Any:
+    """The registered account for ``login`` (username or email) and ``password``.
+
+    Rate limited per IP like a login (``ANONAUTH_LINK_RATE_LIMIT``); raises
+    :class:`InvalidCredentials` for a wrong pair, an inactive account or a guest.
+    """
+    check_rate(request, group=LINK_RATE_LIMIT_GROUP, rate=conf.LINK_RATE_LIMIT)
+    account = authenticate(request, username=login, password=password)
+    if account is None and "@" in login:
+        account = authenticate(request, username=_username_for_email(login), password=password)
+    if account is None or is_guest(account):
+        raise InvalidCredentials()
+    return account
+
+
+def _username_for_email(email: str) -> str:
+    model = get_user_model()
+    matches = list(
+        model._default_manager.filter(**{f"{model.get_email_field_name()}__iexact": email})[:2]
+    )
+    return matches[0].get_username() if len(matches) == 1 else ""
+
+
+def known_labels() -> set[str]:
+    return {relation.label for relation in user_relations()}
+
+
+def unknown_labels(labels: Iterable[str]) -> list[str]:
+    """The labels that name no relation to the user model (for the system check)."""
+    known = known_labels()
+    return [label for label in labels if label not in known]

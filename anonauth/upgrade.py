@@ -1,0 +1,283 @@
+"""Upgrade in place: a guest becomes a full account with the same primary key.
+
+:func:`upgrade_guest` is the core. :func:`upgrading` is the transaction around any
+upgrade — the core's and the django-allauth adapters' — so that every path locks,
+checks, signals and carries the session over the same way.
+
+Lock order, the same on every path: the user row, then the ``Guest`` row (deleted),
+then (PostgreSQL) an advisory lock on the new email address.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model, password_validation
+from django.contrib.auth.base_user import BaseUserManager
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, connections, router, transaction
+from django.http import HttpRequest
+from django.middleware.csrf import rotate_token
+
+from anonauth import signals
+from anonauth.conf import conf
+from anonauth.exceptions import (
+    AnonAuthError,
+    EmailInUse,
+    InvalidEmail,
+    NotGuest,
+    PasswordInvalid,
+    UsernameInUse,
+)
+from anonauth.guests import SEEN_SESSION_KEY, is_guest, rotate_session_key
+from anonauth.models import Guest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    User = AbstractBaseUser
+
+# ``guest_upgraded``'s ``method`` for each way of upgrading.
+PASSWORD = "password"
+SOCIAL = "social"
+
+# Where Django caches the reverse one-to-one ``user.anonauth_guest``.
+GUEST_CACHE_NAME = "anonauth_guest"
+# First key of the PostgreSQL advisory lock taken on an email address ("anon").
+EMAIL_LOCK_NAMESPACE = 0x616E6F6E
+# Fields ``upgrade_guest`` sets itself, which ``**fields`` may not name.
+RESERVED_FIELDS = frozenset({"password", "last_login", "is_superuser", "is_staff", "is_active"})
+
+
+def upgrade_guest(
+    user: Any,
+    *,
+    email: str,
+    password: str,
+    request: HttpRequest | None = None,
+    **fields: Any,
+) -> User:
+    """Turn the guest ``user`` into a full account in place and return it.
+
+    The primary key and every related row stay; the guest flag goes; ``email`` is
+    normalized and must be well formed and unused by any other account (compared
+    case-insensitively, in allauth's ``EmailAddress`` table too when allauth is
+    installed); ``password`` must pass ``AUTH_PASSWORD_VALIDATORS`` and is hashed
+    with the first of ``PASSWORD_HASHERS``. ``fields`` sets other model fields (say
+    ``first_name``); a guest's random username stays unless ``username`` is among
+    them. With ``request`` — the guest's own — the visitor stays signed in with the
+    session's data, under a new session key and CSRF token and the normal session
+    lifetime. ``guest_upgraded`` (``method="password"``) is sent after commit.
+
+    Raises :class:`NotGuest`, :class:`InvalidEmail`, :class:`EmailInUse`,
+    :class:`UsernameInUse` or :class:`PasswordInvalid`, having written nothing.
+    """
+    if not is_guest(user):
+        raise NotGuest()
+    model = user._meta.model
+    email_field = model.get_email_field_name()
+    _check_field_names(model, fields, email_field)
+    values = {**fields, email_field: clean_email(email, model)}
+    check_password(password, _candidate(user, values))
+    values["password"] = make_password(password)  # outside the lock: hashing is slow
+    previous = {name: getattr(user, name) for name in values}
+    try:
+        with upgrading(user, request=request, method=PASSWORD):
+            _check_username_unique(user, fields)
+            _assign(user, values)
+            user.save(update_fields=list(values))
+    except IntegrityError as error:  # a writer that takes no lock got there first
+        _assign(user, previous)
+        raise _conflict(user, values) or error from error
+    except AnonAuthError:
+        _assign(user, previous)
+        raise
+    password_validation.password_changed(password, user)
+    return user  # type: ignore[no-any-return]
+
+
+@contextmanager
+def upgrading(
+    user: Any, *, request: HttpRequest | None = None, method: str = PASSWORD
+) -> Iterator[Any]:
+    """The transaction of an upgrade, around the caller's changes to ``user``.
+
+    Locks the user row and removes the guest flag (:class:`NotGuest` if it is
+    already gone: a concurrent upgrade won), yields ``user`` for the caller to set
+    and save its fields, then checks under a lock on the address that its email is
+    used by no other account (:class:`EmailInUse`), so that of two upgrades racing
+    for one address exactly one commits. After commit ``guest_upgraded`` is sent and,
+    with ``request``, the session is carried over (:func:`carry_session_over`).
+    An exception rolls everything back and leaves ``user`` a guest.
+    """
+    model = user._meta.model
+    try:
+        with transaction.atomic(using=router.db_for_write(model)):
+            _remove_guest_flag(user)
+            yield user
+            _check_email_unique(user)
+            signals.send_after_commit(
+                signals.guest_upgraded, model, user=user, request=request, method=method
+            )
+    except BaseException:
+        user._state.fields_cache.pop(GUEST_CACHE_NAME, None)  # is_guest() asks again
+        raise
+    if request is not None:
+        carry_session_over(request, user)
+
+
+def carry_session_over(request: HttpRequest, user: Any) -> None:
+    """Keep ``request``'s visitor signed in as the upgraded ``user``.
+
+    The session keeps its data under a new key (against fixation), its auth hash
+    follows the new password (or the visitor would be signed out), it loses the
+    guest marker and lifetime, and the CSRF token is rotated. A request signed in
+    as someone else (an admin upgrading a guest) is left alone.
+    """
+    session = request.session
+    if session.get(SESSION_KEY) != user._meta.pk.value_to_string(user):
+        return
+    rotate_session_key(request)
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.pop(SEEN_SESSION_KEY, None)
+    session.set_expiry(None)
+    rotate_token(request)
+    request.user = user
+
+
+def clean_email(email: str, model: Any = None) -> str:
+    """Return ``email`` normalized, or raise :class:`InvalidEmail`.
+
+    Addresses under ``ANONAUTH_EMAIL_DOMAIN`` are refused: they are guests' own.
+    """
+    model = model or get_user_model()
+    email = BaseUserManager.normalize_email((email or "").strip())
+    try:
+        validate_email(email)
+    except ValidationError as error:
+        raise InvalidEmail() from error
+    domain = email.rpartition("@")[2].lower()
+    guest_domain = conf.EMAIL_DOMAIN.lower()
+    if domain == guest_domain or domain.endswith(f".{guest_domain}"):
+        raise InvalidEmail(f"Addresses under {conf.EMAIL_DOMAIN} cannot be used.")
+    max_length = getattr(_field(model, model.get_email_field_name()), "max_length", None)
+    if max_length and len(email) > max_length:
+        raise InvalidEmail(f"Use at most {max_length} characters.")
+    return email
+
+
+def check_password(password: str, user: Any) -> None:
+    """Raise :class:`PasswordInvalid` with every validator's message if ``password``
+    is empty or fails ``AUTH_PASSWORD_VALIDATORS`` for ``user``."""
+    if not password:
+        raise PasswordInvalid(["Enter a password."])
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as error:
+        raise PasswordInvalid([str(message) for message in error.messages]) from error
+
+
+def email_in_use(email: str, *, exclude_pk: Any = None) -> bool:
+    """Whether an account other than ``exclude_pk`` uses ``email`` (any letter case):
+    as the user model's email, or in allauth's ``EmailAddress`` table if installed."""
+    model = get_user_model()
+    users = model._default_manager.filter(**{f"{model.get_email_field_name()}__iexact": email})
+    if users.exclude(pk=exclude_pk).exists():
+        return True
+    if not apps.is_installed("allauth.account"):
+        return False
+    from allauth.account.models import EmailAddress
+
+    addresses = EmailAddress.objects.filter(email__iexact=email).exclude(user_id=exclude_pk)
+    return bool(addresses.exists())
+
+
+# Inside the transaction
+
+
+def _remove_guest_flag(user: Any) -> None:
+    model = user._meta.model
+    list(model._default_manager.select_for_update().filter(pk=user.pk).values_list("pk"))
+    deleted, _ = Guest.objects.filter(user_id=user.pk).delete()
+    if not deleted:
+        raise NotGuest()
+    user._state.fields_cache[GUEST_CACHE_NAME] = None  # is_guest(user) is False now
+
+
+def _check_email_unique(user: Any) -> None:
+    email = getattr(user, user.get_email_field_name(), None)
+    if not email:
+        return
+    _lock_email(user._meta.model, email)
+    if email_in_use(email, exclude_pk=user.pk):
+        raise EmailInUse()
+
+
+def _lock_email(model: Any, email: str) -> None:
+    """Serialize upgrades to one address until commit (PostgreSQL; elsewhere the
+    database serializes writers, or a unique constraint settles it)."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [EMAIL_LOCK_NAMESPACE, email.lower()]
+        )
+
+
+def _check_username_unique(user: Any, fields: dict[str, Any]) -> None:
+    name = user.USERNAME_FIELD
+    if name not in fields or name == user.get_email_field_name():
+        return
+    model = user._meta.model
+    taken = model._default_manager.filter(**{f"{name}__iexact": fields[name]})
+    if taken.exclude(pk=user.pk).exists():
+        raise UsernameInUse()
+
+
+# Helpers
+
+
+def _check_field_names(model: Any, fields: dict[str, Any], email_field: str) -> None:
+    for name in fields:
+        field = _field(model, name)
+        if field is None or field.primary_key or name in RESERVED_FIELDS or name == email_field:
+            raise TypeError(f"upgrade_guest() cannot set the field {name!r}.")
+
+
+def _field(model: Any, name: str) -> Any:
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    return field if getattr(field, "concrete", False) else None
+
+
+def _candidate(user: Any, values: dict[str, Any]) -> Any:
+    """A copy of ``user`` with the new values, for the password validators to compare."""
+    candidate = copy.copy(user)
+    _assign(candidate, values)
+    return candidate
+
+
+def _assign(user: Any, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        setattr(user, name, value)
+
+
+def _conflict(user: Any, values: dict[str, Any]) -> AnonAuthError | None:
+    """After an IntegrityError, the error it means for the caller, if one of ours."""
+    email = values[user.get_email_field_name()]
+    if email_in_use(email, exclude_pk=user.pk):
+        return EmailInUse()
+    try:
+        _check_username_unique(user, values)
+    except UsernameInUse as error:
+        return error
+    return None

@@ -1,0 +1,425 @@
+"""django-allauth flows upgrade the guest in place (``--ds=tests.settings_allauth``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from django.conf import settings
+
+if "allauth.account" not in settings.INSTALLED_APPS:
+    pytest.skip("needs --ds=tests.settings_allauth", allow_module_level=True)
+
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
+
+from anonauth import signals
+from anonauth.exceptions import EmailInUse
+from anonauth.guests import create_guest, is_guest
+from anonauth.upgrade import upgrade_guest
+from example_project.shop.models import Cart, CartItem, Product
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse battery staple"
+SESSION_URL = "/auth/anonymous/session/"
+
+
+@contextmanager
+def upgrades_recorded() -> Iterator[list[dict[str, Any]]]:
+    """Record ``guest_upgraded`` while the block runs (receiver always disconnected)."""
+    calls: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    signals.guest_upgraded.connect(receiver, weak=False)
+    try:
+        yield calls
+    finally:
+        signals.guest_upgraded.disconnect(receiver)
+
+
+@pytest.fixture
+def guest_browser(browser: Client) -> Client:
+    """A browser signed in as a guest with a cart and something in its session."""
+    browser.get("/guest-fn/")
+    guest = get_user_model().objects.get(pk=browser.session["_auth_user_id"])
+    cart = Cart.objects.create(owner=guest)
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    CartItem.objects.create(cart=cart, product=product, quantity=2)
+    session = browser.session
+    session["basket_note"] = "gift wrap"
+    session.save()
+    browser.guest_id = guest.pk  # type: ignore[attr-defined]
+    return browser
+
+
+def guest_id(client: Client) -> Any:
+    return client.guest_id  # type: ignore[attr-defined]
+
+
+def account(client: Client) -> Any:
+    return get_user_model().objects.get(pk=guest_id(client))
+
+
+def signed_in_as(client: Client) -> Any:
+    response = client.get(SESSION_URL)
+    return response.json()["user"]["id"] if response.status_code == 200 else None
+
+
+def assert_upgraded_in_place(client: Client, email: str) -> Any:
+    user = account(client)
+    assert not is_guest(user)
+    assert user.email == email
+    assert get_user_model().objects.count() == 1  # no user was created
+    assert CartItem.objects.get(cart__owner=user).quantity == 2
+    assert client.session["basket_note"] == "gift wrap"
+    return user
+
+
+def registered_user(email: str) -> Any:
+    user = get_user_model().objects.create_user(username="owner", email=email, password="x")
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+    return user
+
+
+# Signup with the form view
+
+
+def test_signup_page_is_open_to_guests_only(guest_browser: Client, client: Client) -> None:
+    assert guest_browser.get("/accounts/signup/").status_code == 200
+
+    client.force_login(registered_user("owner@example.com"))
+    assert client.get("/accounts/signup/").status_code == 302  # allauth's redirect stays
+
+
+def test_signup_upgrades_guest_in_place(
+    guest_browser: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    with upgrades_recorded() as upgrades, django_capture_on_commit_callbacks(execute=True):
+        response = guest_browser.post(
+            "/accounts/signup/", {"email": "ada@example.com", "password1": PASSWORD}
+        )
+
+    assert response.status_code == 302, response.content
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert user.check_password(PASSWORD)
+    assert user.get_username() == "ada"  # named by allauth, like any new account
+    assert signed_in_as(guest_browser) == user.pk
+    assert [(u["user"].pk, u["method"]) for u in upgrades] == [(user.pk, "password")]
+    address = EmailAddress.objects.get(user=user)
+    assert (address.email, address.primary, address.verified) == ("ada@example.com", True, False)
+    assert [m.to for m in mail.outbox] == [["ada@example.com"]]  # "optional": sent, not required
+
+
+@override_settings(ACCOUNT_EMAIL_VERIFICATION="none")
+def test_signup_without_verification_sends_no_mail(guest_browser: Client) -> None:
+    guest_browser.post("/accounts/signup/", {"email": "ada@example.com", "password1": PASSWORD})
+
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert signed_in_as(guest_browser) == user.pk
+    assert mail.outbox == []
+
+
+@override_settings(ACCOUNT_EMAIL_VERIFICATION="mandatory", ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION=True)
+def test_mandatory_verification_signs_out_until_confirmed(guest_browser: Client) -> None:
+    old_key = guest_browser.session.session_key
+
+    response = guest_browser.post(
+        "/accounts/signup/", {"email": "ada@example.com", "password1": PASSWORD}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/confirm-email/"
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")  # session data kept
+    assert guest_browser.session.session_key != old_key
+    assert signed_in_as(guest_browser) is None  # not signed in before confirming
+    assert [m.to for m in mail.outbox] == [["ada@example.com"]]
+    key = re.search(r"/verify-email/(\S+)", mail.outbox[0].body)
+    assert key is not None, mail.outbox[0].body
+
+    guest_browser.post(f"/accounts/confirm-email/{unquote(key.group(1))}/")
+
+    assert EmailAddress.objects.get(user=user).verified
+    assert signed_in_as(guest_browser) == user.pk  # the same account, its cart waiting
+    assert guest_browser.session["basket_note"] == "gift wrap"
+
+
+@override_settings(ACCOUNT_EMAIL_VERIFICATION="mandatory")
+def test_mandatory_verification_then_password_login(guest_browser: Client) -> None:
+    guest_browser.post("/accounts/signup/", {"email": "ada@example.com", "password1": PASSWORD})
+    user = account(guest_browser)
+    EmailAddress.objects.filter(user=user).update(verified=True)
+
+    response = guest_browser.post(
+        "/accounts/login/", {"login": "ada@example.com", "password": PASSWORD}
+    )
+
+    assert response.status_code == 302
+    assert signed_in_as(guest_browser) == user.pk
+    assert CartItem.objects.get(cart__owner=user).quantity == 2
+
+
+def test_signup_with_an_email_in_use_leaves_the_guest(guest_browser: Client) -> None:
+    registered_user("ada@example.com")
+
+    response = guest_browser.post(
+        "/accounts/signup/", {"email": "ADA@example.com", "password1": PASSWORD}
+    )
+
+    assert response.status_code == 200  # the form again, with its error
+    assert response.context["form"].errors["email"]
+    assert is_guest(account(guest_browser))
+    assert signed_in_as(guest_browser) == guest_id(guest_browser)
+    assert mail.outbox == []
+
+
+def test_upgrade_guest_checks_allauth_email_addresses() -> None:
+    owner = registered_user("owner@example.com")
+    EmailAddress.objects.create(user=owner, email="second@example.com", verified=False)
+    guest = create_guest()
+
+    with pytest.raises(EmailInUse):
+        upgrade_guest(guest, email="Second@Example.com", password=PASSWORD)
+
+    assert is_guest(get_user_model().objects.get(pk=guest.pk))
+
+
+# Headless signup
+
+
+def test_headless_signup_upgrades_guest_in_place(guest_browser: Client) -> None:
+    response = guest_browser.post(
+        "/_allauth/browser/v1/auth/signup",
+        {"email": "ada@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["user"]["id"] == guest_id(guest_browser)
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert signed_in_as(guest_browser) == user.pk
+    assert EmailAddress.objects.filter(user=user, email="ada@example.com").exists()
+
+
+def test_headless_signup_still_refuses_registered_users(client: Client) -> None:
+    client.force_login(registered_user("owner@example.com"))
+
+    response = client.post(
+        "/_allauth/browser/v1/auth/signup",
+        {"email": "ada@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 409
+
+
+def test_headless_signup_by_anonymous_visitor_creates_a_user(client: Client) -> None:
+    response = client.post(
+        "/_allauth/browser/v1/auth/signup",
+        {"email": "ada@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert get_user_model().objects.get().email == "ada@example.com"
+
+
+# Social login with the dummy provider
+
+
+def social_login(client: Client, process: str = "login", **data: Any) -> Any:
+    start = client.post("/accounts/dummy/login/", {"process": process})
+    assert start.status_code == 302, start.content
+    return client.post(start["Location"], data)
+
+
+def test_social_login_attaches_account_and_upgrades_in_place(
+    guest_browser: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    with upgrades_recorded() as upgrades, django_capture_on_commit_callbacks(execute=True):
+        response = social_login(
+            guest_browser, id=1234, email="ada@example.com", email_verified="on", first_name="Ada"
+        )
+
+    assert response.status_code == 302, response.content
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert user.first_name == "Ada"
+    assert not user.get_username().startswith("guest-")  # named by allauth
+    assert not user.has_usable_password()
+    assert SocialAccount.objects.get(provider="dummy", uid="1234").user_id == user.pk
+    assert EmailAddress.objects.get(user=user).verified  # the provider said so
+    assert signed_in_as(guest_browser) == user.pk
+    assert [(u["user"].pk, u["method"]) for u in upgrades] == [(user.pk, "social")]
+    assert mail.outbox == []
+
+
+def test_social_connect_by_a_guest_upgrades_in_place(guest_browser: Client) -> None:
+    social_login(guest_browser, process="connect", id=77, email="ada@example.com")
+
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert SocialAccount.objects.get(uid="77").user_id == user.pk
+    assert signed_in_as(guest_browser) == user.pk
+    assert [m.to for m in mail.outbox] == [["ada@example.com"]]  # unverified: "optional" sends
+
+
+@override_settings(SOCIALACCOUNT_EMAIL_REQUIRED=False)
+def test_social_login_without_email_upgrades_in_place(guest_browser: Client) -> None:
+    social_login(guest_browser, id=8, username="adalove")
+
+    user = account(guest_browser)
+    assert not is_guest(user)
+    assert (user.email, user.get_username()) == ("", "adalove")  # the provider's username
+    assert signed_in_as(guest_browser) == user.pk
+
+
+def test_social_signup_page_without_a_pending_login(guest_browser: Client) -> None:
+    response = guest_browser.get("/accounts/3rdparty/signup/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/"
+
+
+@override_settings(ACCOUNT_SIGNUP_ENABLED=False)
+def test_headless_signup_closed(guest_browser: Client) -> None:
+    response = guest_browser.post(
+        "/_allauth/browser/v1/auth/signup",
+        {"email": "ada@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 403
+    assert is_guest(account(guest_browser))
+
+
+@override_settings(SOCIALACCOUNT_EMAIL_REQUIRED=True)
+def test_social_signup_form_is_open_to_guests(guest_browser: Client) -> None:
+    response = social_login(guest_browser, id=55)  # the provider gives no email
+    assert response["Location"] == "/accounts/3rdparty/signup/"
+    assert guest_browser.get("/accounts/3rdparty/signup/").status_code == 200
+
+    guest_browser.post("/accounts/3rdparty/signup/", {"email": "ada@example.com"})
+
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert SocialAccount.objects.get(uid="55").user_id == user.pk
+    assert signed_in_as(guest_browser) == user.pk
+
+
+@override_settings(SOCIALACCOUNT_EMAIL_VERIFICATION="mandatory")
+def test_social_login_with_unverified_email_and_mandatory_verification(
+    guest_browser: Client,
+) -> None:
+    social_login(guest_browser, id=9, email="ada@example.com")
+
+    assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert signed_in_as(guest_browser) is None
+    assert [m.to for m in mail.outbox] == [["ada@example.com"]]
+
+
+def assert_linked_into(client: Client, owner: Any) -> None:
+    """The guest's cart now belongs to ``owner``; the guest is gone; no user was made."""
+    assert signed_in_as(client) == owner.pk
+    assert CartItem.objects.get(cart__owner=owner).quantity == 2
+    assert list(get_user_model().objects.values_list("pk", flat=True)) == [owner.pk]
+
+
+def test_social_account_of_someone_else_links_the_guest_into_it(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+    SocialAccount.objects.create(user=owner, provider="dummy", uid="999")
+
+    response = social_login(guest_browser, id=999, email="owner@example.com")
+
+    assert response.status_code == 302
+    assert_linked_into(guest_browser, owner)
+    assert SocialAccount.objects.get().user_id == owner.pk
+
+
+def test_a_failed_social_link_keeps_the_guest_and_the_login(
+    guest_browser: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = registered_user("owner@example.com")
+    SocialAccount.objects.create(user=owner, provider="dummy", uid="999")
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    signals.guest_linking.connect(broken)
+    try:
+        social_login(guest_browser, id=999, email="owner@example.com")
+    finally:
+        signals.guest_linking.disconnect(broken)
+
+    assert signed_in_as(guest_browser) == owner.pk  # the login went through
+    guest = account(guest_browser)  # not deleted by allauth's sign-out either
+    assert is_guest(guest)
+    assert CartItem.objects.get(cart__owner=guest).quantity == 2
+    assert "receiver bug" in caplog.text
+
+
+def test_password_login_links_the_guest(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+    owner.set_password(PASSWORD)
+    owner.save()
+
+    response = guest_browser.post(
+        "/accounts/login/", {"login": "owner@example.com", "password": PASSWORD}
+    )
+
+    assert response.status_code == 302, response.content
+    assert_linked_into(guest_browser, owner)
+
+
+def test_headless_login_links_the_guest(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+    owner.set_password(PASSWORD)
+    owner.save()
+
+    response = guest_browser.post(
+        "/_allauth/browser/v1/auth/login",
+        {"email": "owner@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert_linked_into(guest_browser, owner)
+
+
+def test_headless_login_still_refuses_registered_users(client: Client) -> None:
+    owner = registered_user("owner@example.com")
+    owner.set_password(PASSWORD)
+    owner.save()
+    client.force_login(owner)
+    response = client.post(
+        "/_allauth/browser/v1/auth/login",
+        {"email": "owner@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+    assert response.status_code == 409
+
+
+@override_settings(ACCOUNT_ADAPTER="allauth.account.adapter.DefaultAccountAdapter")
+def test_social_adapter_needs_the_account_adapter(guest_browser: Client) -> None:
+    with pytest.raises(ImproperlyConfigured, match="ACCOUNT_ADAPTER"):
+        social_login(guest_browser, id=1, email="ada@example.com")
+
+    assert is_guest(account(guest_browser))
+
+
+def test_registered_users_social_login_is_allauths(client: Client) -> None:
+    create: Callable[..., Any] = social_login
+    response = create(client, id=5, email="new@example.com", email_verified="on")
+
+    assert response.status_code == 302
+    user = get_user_model().objects.get()
+    assert (user.email, is_guest(user)) == ("new@example.com", False)
+    assert SocialAccount.objects.get().user_id == user.pk

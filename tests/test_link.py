@@ -1,0 +1,469 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError
+from django.test import Client, override_settings
+
+from anonauth import link, signals
+from anonauth.exceptions import LinkConflict, NotGuest
+from anonauth.guests import create_guest, is_guest
+from anonauth.models import Guest
+from example_project.shop.models import Cart, CartItem, Product
+from tests.conftest import BROWSER_AGENT, make_user
+from tests.linkapp.models import (
+    Bookmark,
+    Draft,
+    Invoice,
+    Like,
+    Membership,
+    Note,
+    Profile,
+    Team,
+    Vote,
+    Wallet,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@contextmanager
+def connected(signal: Any, receiver: Any) -> Iterator[None]:
+    signal.connect(receiver)
+    try:
+        yield
+    finally:
+        signal.disconnect(receiver)
+
+
+@pytest.fixture
+def guest() -> Any:
+    return create_guest()
+
+
+def exists(user: Any) -> bool:
+    return get_user_model().objects.filter(pk=user.pk).exists()
+
+
+class TestReassignment:
+    def test_foreign_key(self, guest: Any, member: Any) -> None:
+        Note.objects.create(author=guest, text="g1")
+        Note.objects.create(author=guest, text="g2")
+        Note.objects.create(author=member, text="m1")
+        result = link.link_guest(guest, member)
+        assert sorted(Note.objects.filter(author=member).values_list("text", flat=True)) == [
+            "g1",
+            "g2",
+            "m1",
+        ]
+        assert result.moved["linkapp.Note.author"] == 2
+        assert result.guest_deleted
+        assert not exists(guest)
+
+    def test_nullable_foreign_key(self, guest: Any, member: Any) -> None:
+        Draft.objects.create(editor=guest, title="mine")
+        Draft.objects.create(editor=None, title="orphan")
+        link.link_guest(guest, member)
+        assert Draft.objects.get(title="mine").editor == member
+        assert Draft.objects.get(title="orphan").editor is None
+
+    def test_one_to_one_keeps_the_accounts_by_default(self, guest: Any, member: Any) -> None:
+        Profile.objects.create(user=guest, nickname="guesty")
+        Profile.objects.create(user=member, nickname="member")
+        result = link.link_guest(guest, member)
+        assert list(Profile.objects.values_list("nickname", flat=True)) == ["member"]
+        assert result.dropped == {"linkapp.Profile.user": 1}
+        assert "linkapp.Profile.user" not in result.moved
+
+    def test_one_to_one_moves_when_the_account_has_none(self, guest: Any, member: Any) -> None:
+        Profile.objects.create(user=guest, nickname="guesty")
+        link.link_guest(guest, member)
+        assert Profile.objects.get().user == member
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Profile.user": "keep_guest"})
+    def test_one_to_one_keep_guest(self, guest: Any, member: Any) -> None:
+        Profile.objects.create(user=guest, nickname="guesty")
+        Profile.objects.create(user=member, nickname="member")
+        result = link.link_guest(guest, member)
+        assert Profile.objects.get().nickname == "guesty"
+        assert Profile.objects.get().user == member
+        assert result.dropped == {"linkapp.Profile.user": 1}
+        assert result.moved == {"linkapp.Profile.user": 1}
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Profile.user": "error"})
+    def test_one_to_one_error_rolls_everything_back(self, guest: Any, member: Any) -> None:
+        Note.objects.create(author=guest, text="kept with the guest")
+        Profile.objects.create(user=guest, nickname="guesty")
+        Profile.objects.create(user=member, nickname="member")
+        with pytest.raises(LinkConflict) as raised:
+            link.link_guest(guest, member)
+        assert raised.value.code == "link_conflict"
+        assert is_guest(get_user_model().objects.get(pk=guest.pk))
+        assert Note.objects.get().author_id == guest.pk
+        assert Profile.objects.get(nickname="guesty").user_id == guest.pk
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Profile.user": "error"})
+    def test_error_policy_without_a_conflict_moves(self, guest: Any, member: Any) -> None:
+        Profile.objects.create(user=guest, nickname="guesty")
+        link.link_guest(guest, member)
+        assert Profile.objects.get().user == member
+
+    def test_unique_foreign_key(self, guest: Any, member: Any) -> None:
+        Wallet.objects.create(owner=guest, balance=5)
+        Wallet.objects.create(owner=member, balance=50)
+        result = link.link_guest(guest, member)
+        assert list(Wallet.objects.values_list("balance", flat=True)) == [50]
+        assert result.dropped == {"linkapp.Wallet.owner": 1}
+
+    def test_unique_together(self, guest: Any, member: Any) -> None:
+        Vote.objects.create(voter=guest, poll="colour", choice="red")
+        Vote.objects.create(voter=guest, poll="size", choice="L")
+        Vote.objects.create(voter=member, poll="colour", choice="blue")
+        result = link.link_guest(guest, member)
+        votes = dict(Vote.objects.filter(voter=member).values_list("poll", "choice"))
+        assert votes == {"colour": "blue", "size": "L"}
+        assert result.moved == {"linkapp.Vote.voter": 1}
+        assert result.dropped == {"linkapp.Vote.voter": 1}
+
+    def test_conditional_unique_constraint(self, guest: Any, member: Any) -> None:
+        Bookmark.objects.create(owner=guest, url="/a", pinned=True)  # collides
+        Bookmark.objects.create(owner=guest, url="/b", pinned=True)  # no twin
+        Bookmark.objects.create(owner=guest, url="/a", pinned=False)  # outside the condition
+        Bookmark.objects.create(owner=member, url="/a", pinned=True)
+        result = link.link_guest(guest, member)
+        assert Bookmark.objects.filter(owner=member).count() == 3
+        assert result.dropped == {"linkapp.Bookmark.owner": 1}
+        assert result.moved == {"linkapp.Bookmark.owner": 2}
+
+    def test_many_to_many_automatic_through_table(self, guest: Any, member: Any) -> None:
+        both, guests_only = Team.objects.create(name="both"), Team.objects.create(name="guest's")
+        both.fans.add(guest, member)
+        guests_only.fans.add(guest)
+        result = link.link_guest(guest, member)
+        assert sorted(Team.objects.filter(fans=member).values_list("name", flat=True)) == [
+            "both",
+            "guest's",
+        ]
+        assert both.fans.count() == 1  # the duplicate pair was dropped, not doubled
+        assert result.moved == {"linkapp.Team.fans": 1}
+        assert result.dropped == {"linkapp.Team.fans": 1}
+
+    def test_many_to_many_explicit_through_model(self, guest: Any, member: Any) -> None:
+        both, other = Team.objects.create(name="both"), Team.objects.create(name="other")
+        Membership.objects.create(team=both, person=guest, role="captain")
+        Membership.objects.create(team=both, person=member, role="member")
+        Membership.objects.create(team=other, person=guest)
+        link.link_guest(guest, member)
+        assert Membership.objects.get(team=both).role == "member"
+        assert Membership.objects.get(team=other).person == member
+
+    def test_protect_foreign_key_is_moved_before_the_delete(self, guest: Any, member: Any) -> None:
+        Invoice.objects.create(customer=guest, amount=10)
+        result = link.link_guest(guest, member)
+        assert Invoice.objects.get().customer == member
+        assert result.guest_deleted
+
+    def test_rows_hanging_off_moved_rows_come_along(self, guest: Any, member: Any) -> None:
+        cart = Cart.objects.create(owner=guest)
+        mug = Product.objects.create(name="Mug", price=8)
+        CartItem.objects.create(cart=cart, product=mug, quantity=3)
+        link.link_guest(guest, member)
+        assert Cart.objects.get(owner=member).items.get().quantity == 3
+
+    def test_generic_foreign_keys_are_left_to_receivers(self, guest: Any, member: Any) -> None:
+        """A GenericForeignKey is no relation to the user model: a receiver moves it."""
+        user_type = ContentType.objects.get_for_model(get_user_model())
+        Like.objects.create(content_type=user_type, object_id=str(guest.pk))
+
+        def move_likes(sender: Any, guest: Any, user: Any, **kwargs: Any) -> None:
+            Like.objects.filter(content_type=user_type, object_id=str(guest.pk)).update(
+                object_id=str(user.pk)
+            )
+
+        with connected(signals.guest_linking, move_likes):
+            link.link_guest(guest, member)
+        assert Like.objects.get().object_id == str(member.pk)
+
+    def test_framework_tables_are_excluded(self, guest: Any, member: Any) -> None:
+        labels = {relation.label for relation in link.relations_to_reassign()}
+        assert "anonauth.Guest.user" not in labels
+        assert "admin.LogEntry.user" not in labels
+        user_label = get_user_model()._meta.label
+        assert f"{user_label}.groups" not in labels
+        assert "linkapp.Note.author" in labels
+        assert "linkapp.Team.fans" in labels
+
+    @override_settings(ANONAUTH_LINK_REASSIGN=["linkapp.Note.author"])
+    def test_reassign_a_chosen_list(self, guest: Any, member: Any) -> None:
+        Note.objects.create(author=guest, text="moves")
+        Draft.objects.create(editor=guest, title="stays and is nulled with the guest")
+        result = link.link_guest(guest, member)
+        assert result.moved == {"linkapp.Note.author": 1}
+        assert Draft.objects.get().editor is None
+
+    @override_settings(ANONAUTH_LINK_EXCLUDE=["linkapp.Note.author", "anonauth.Guest.user"])
+    def test_excluded_relations_go_with_the_guest(self, guest: Any, member: Any) -> None:
+        Note.objects.create(author=guest, text="deleted with the guest")
+        link.link_guest(guest, member)
+        assert not Note.objects.exists()
+
+    @override_settings(ANONAUTH_LINK_DELETE_GUEST=False)
+    def test_keep_the_guest_user(self, guest: Any, member: Any) -> None:
+        Note.objects.create(author=guest, text="moves")
+        result = link.link_guest(guest, member)
+        assert not result.guest_deleted
+        assert exists(guest)
+        assert Note.objects.get().author == member
+
+    def test_labels(self) -> None:
+        labels = link.known_labels()
+        assert {
+            "shop.Cart.owner",
+            "shop.Order.customer",
+            "linkapp.Team.fans",
+            "linkapp.Membership.person",
+        } <= labels
+        assert link.unknown_labels(["shop.Cart.owner", "shop.Cart.nope"]) == ["shop.Cart.nope"]
+
+
+class TestPreconditions:
+    def test_registered_user_cannot_be_linked(self, member: Any) -> None:
+        other = make_user(email="other@example.com")
+        with pytest.raises(NotGuest):
+            link.link_guest(other, member)
+
+    def test_not_into_a_guest(self, guest: Any) -> None:
+        with pytest.raises(NotGuest):
+            link.link_guest(guest, create_guest())
+
+    def test_not_into_itself(self, guest: Any) -> None:
+        with pytest.raises(NotGuest):
+            link.link_guest(guest, guest)
+
+
+class TestSignals:
+    def test_linking_inside_then_linked_after_commit(
+        self, guest: Any, member: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        events: list[tuple[str, Any]] = []
+
+        def linking(sender: Any, guest: Any, user: Any, request: Any, **kwargs: Any) -> None:
+            events.append(
+                ("linking", (guest.pk, user.pk, Guest.objects.filter(user=guest).exists()))
+            )
+
+        def linked(
+            sender: Any, guest_id: Any, user: Any, request: Any, result: Any, **kwargs: Any
+        ) -> None:
+            events.append(("linked", (guest_id, user.pk, result.moved)))
+
+        Note.objects.create(author=guest, text="n")
+        guest_id = guest.pk
+        with (
+            connected(signals.guest_linking, linking),
+            connected(signals.guest_linked, linked),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            link.link_guest(guest, member)
+            assert [name for name, _ in events] == ["linking"]
+        assert events == [
+            ("linking", (guest_id, member.pk, True)),
+            ("linked", (guest_id, member.pk, {"linkapp.Note.author": 1})),
+        ]
+
+    def test_the_shops_receiver_merges_carts(self, guest: Any, member: Any) -> None:
+        """The pattern from the README: sum two carts before the automatic move."""
+        mug, pen = (
+            Product.objects.create(name="Mug", price=8),
+            Product.objects.create(name="Pen", price=1),
+        )
+        guest_cart, member_cart = (
+            Cart.objects.create(owner=guest),
+            Cart.objects.create(owner=member),
+        )
+        CartItem.objects.create(cart=guest_cart, product=mug, quantity=2)
+        CartItem.objects.create(cart=guest_cart, product=pen, quantity=1)
+        CartItem.objects.create(cart=member_cart, product=mug, quantity=1)
+        link.link_guest(guest, member)  # the shop connects its merge_carts receiver
+        items = dict(Cart.objects.get(owner=member).items.values_list("product__name", "quantity"))
+        assert items == {"Mug": 3, "Pen": 1}
+        assert Cart.objects.count() == 1
+
+    def test_a_raising_receiver_rolls_everything_back(self, guest: Any, member: Any) -> None:
+        Note.objects.create(author=guest, text="safe")
+
+        def broken(**kwargs: Any) -> None:
+            Note.objects.update(text="half-done")
+            raise RuntimeError("receiver bug")
+
+        with connected(signals.guest_linking, broken), pytest.raises(RuntimeError):
+            link.link_guest(guest, member)
+        note = Note.objects.get()
+        assert (note.text, note.author_id) == ("safe", guest.pk)
+        assert Guest.objects.filter(user=guest).exists()
+
+
+def guest_browser_with(note: str) -> tuple[Client, Any]:
+    client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
+    client.cookies["seen"] = "1"
+    user_id = client.get("/guest-fn/").json()["id"]
+    Note.objects.create(author_id=user_id, text=note)
+    return client, user_id
+
+
+class TestLinkOnLogin:
+    def test_login_view_links_the_guest(self, member: Any) -> None:
+        client, guest_id = guest_browser_with("from the guest")
+        response = client.post(
+            "/accounts/login/", {"username": member.get_username(), "password": "correct-horse-42"}
+        )
+        assert response.status_code == 302
+        assert Note.objects.get().author == member
+        assert not get_user_model().objects.filter(pk=guest_id).exists()
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == member.pk
+
+    def test_a_failed_link_keeps_the_guest_and_the_login(
+        self, member: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        client, guest_id = guest_browser_with("kept")
+
+        def broken(**kwargs: Any) -> None:
+            raise RuntimeError("receiver bug")
+
+        with connected(signals.guest_linking, broken):
+            client.post(
+                "/accounts/login/",
+                {"username": member.get_username(), "password": "correct-horse-42"},
+            )
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == member.pk
+        assert Note.objects.get().author_id == guest_id
+        assert Guest.objects.filter(user_id=guest_id).exists()
+        assert "linking guest" in caplog.text
+        assert "receiver bug" in caplog.text
+
+    def test_two_guests_of_one_person_both_end_up_in_the_account(self, member: Any) -> None:
+        mug = Product.objects.create(name="Mug", price=8)
+        pen = Product.objects.create(name="Pen", price=1)
+        for product in (mug, pen):  # two devices, one after the other
+            device = Client(HTTP_USER_AGENT=BROWSER_AGENT)
+            device.cookies["seen"] = "1"
+            device.post(f"/cart/add/{product.pk}/")
+            device.post(
+                "/accounts/login/",
+                {"username": member.get_username(), "password": "correct-horse-42"},
+            )
+        items = dict(Cart.objects.get(owner=member).items.values_list("product__name", "quantity"))
+        assert items == {"Mug": 1, "Pen": 1}
+        assert not Guest.objects.exists()
+
+    def test_force_login_of_the_same_registered_user_links_nothing(self, member: Any) -> None:
+        client = Client()
+        client.force_login(member)
+        client.force_login(member)
+        assert get_user_model().objects.count() == 1
+
+    def test_logging_in_without_a_guest(self, member: Any) -> None:
+        client = Client()
+        client.post(
+            "/accounts/login/", {"username": member.get_username(), "password": "correct-horse-42"}
+        )
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == member.pk
+
+
+LINK = "/auth/anonymous/link/"
+
+
+class TestLinkEndpoint:
+    def test_links_and_logs_in(self, member: Any) -> None:
+        client, guest_id = guest_browser_with("n")
+        response = client.post(
+            LINK, {"login": member.get_username(), "password": "correct-horse-42"}
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["user"]["id"] == member.pk
+        assert body["user"]["is_guest"] is False
+        assert body["moved"] == {"linkapp.Note.author": 1}
+        assert body["dropped"] == {}
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == member.pk
+        assert not get_user_model().objects.filter(pk=guest_id).exists()
+
+    def test_login_by_email(self, member: Any) -> None:
+        client, _ = guest_browser_with("n")
+        response = client.post(
+            LINK, {"login": "MEMBER@example.com", "password": "correct-horse-42"}
+        )
+        assert response.status_code == 200
+
+    def test_wrong_password(self, member: Any) -> None:
+        client, guest_id = guest_browser_with("n")
+        response = client.post(LINK, {"login": member.get_username(), "password": "nope"})
+        assert (response.status_code, response.json()["code"]) == (400, "invalid_credentials")
+        assert Note.objects.get().author_id == guest_id
+
+    def test_missing_fields(self) -> None:
+        client, _ = guest_browser_with("n")
+        response = client.post(LINK, {})
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid"
+
+    def test_registered_user(self, member: Any) -> None:
+        client = Client()
+        client.force_login(member)
+        response = client.post(LINK, {"login": "x", "password": "y"})
+        assert (response.status_code, response.json()["code"]) == (403, "not_guest")
+
+    def test_anonymous(self) -> None:
+        assert Client().post(LINK, {"login": "x", "password": "y"}).status_code == 401
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Profile.user": "error"})
+    def test_conflict(self, member: Any) -> None:
+        client, guest_id = guest_browser_with("n")
+        Profile.objects.create(user_id=guest_id, nickname="g")
+        Profile.objects.create(user=member, nickname="m")
+        response = client.post(
+            LINK, {"login": member.get_username(), "password": "correct-horse-42"}
+        )
+        assert (response.status_code, response.json()["code"]) == (409, "link_conflict")
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == guest_id
+        assert Note.objects.get().author_id == guest_id
+
+    @override_settings(ANONAUTH_LINK_RATE_LIMIT="2/m")
+    def test_rate_limited_like_a_login(self, member: Any) -> None:
+        client, _ = guest_browser_with("n")
+        codes = [
+            client.post(LINK, {"login": member.get_username(), "password": "guess"}).json()["code"]
+            for _ in range(3)
+        ]
+        assert codes == ["invalid_credentials", "invalid_credentials", "rate_limited"]
+
+    def test_csrf_enforced(self, member: Any) -> None:
+        """A forged cross-site link would move the victim's guest data to the attacker."""
+        client = Client(HTTP_USER_AGENT=BROWSER_AGENT, enforce_csrf_checks=True)
+        client.get("/csrf/")
+        token = client.cookies["csrftoken"].value
+        assert client.post("/auth/anonymous/sign-in/", HTTP_X_CSRFTOKEN=token).status_code == 201
+        guest_id = client.get("/auth/anonymous/session/").json()["user"]["id"]
+        Note.objects.create(author_id=guest_id, text="victim's")
+        forged = client.post(LINK, {"login": member.get_username(), "password": "correct-horse-42"})
+        assert (forged.status_code, forged.json()["code"]) == (403, "csrf_failed")
+        assert Note.objects.get().author_id == guest_id
+        token = client.cookies["csrftoken"].value
+        genuine = client.post(
+            LINK,
+            {"login": member.get_username(), "password": "correct-horse-42"},
+            HTTP_X_CSRFTOKEN=token,
+        )
+        assert genuine.status_code == 200
+
+
+def test_integrity_is_kept_when_a_unique_twin_appears(guest: Any, member: Any) -> None:
+    """Sanity: the constraint the link resolves really exists in the database."""
+    Profile.objects.create(user=member, nickname="m")
+    with pytest.raises(IntegrityError):
+        Profile.objects.create(user=member, nickname="again")

@@ -1,0 +1,102 @@
+"""Concurrent links on PostgreSQL: no row lost, none duplicated."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from anonauth import link
+from anonauth.exceptions import NotGuest
+from anonauth.guests import create_guest
+from anonauth.models import Guest
+from tests.conftest import make_user
+from tests.linkapp.models import Note
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+NOTES = 50
+
+
+def run_together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` in threads released at the same moment; return results or errors."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[], Any]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = call()
+        except Exception as error:
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def guest_with_notes() -> Any:
+    guest = create_guest()
+    Note.objects.bulk_create(Note(author=guest, text=f"n{i}") for i in range(NOTES))
+    return guest
+
+
+def test_the_same_guest_linked_twice_at_once() -> None:
+    guest, member = guest_with_notes(), make_user()
+    results = run_together(
+        lambda: link.link_guest(guest, member), lambda: link.link_guest(guest, member)
+    )
+    linked = [r for r in results if isinstance(r, link.LinkResult)]
+    refused = [r for r in results if isinstance(r, NotGuest)]
+    assert (len(linked), len(refused)) == (1, 1), results
+    assert linked[0].moved == {"linkapp.Note.author": NOTES}
+    assert Note.objects.filter(author=member).count() == NOTES
+    assert Note.objects.count() == NOTES
+    assert not Guest.objects.exists()
+
+
+def test_one_guest_linked_into_two_accounts_at_once() -> None:
+    guest = guest_with_notes()
+    alice, bob = make_user("alice@example.com"), make_user("bob@example.com")
+    results = run_together(
+        lambda: link.link_guest(guest, alice), lambda: link.link_guest(guest, bob)
+    )
+    assert sum(isinstance(r, link.LinkResult) for r in results) == 1, results
+    owners = set(Note.objects.values_list("author_id", flat=True))
+    assert len(owners) == 1
+    assert owners <= {alice.pk, bob.pk}
+    assert Note.objects.count() == NOTES
+
+
+def test_a_guest_deleted_while_being_linked() -> None:
+    """Whoever takes the guest's lock first wins; the other finds nothing to do."""
+    guest, member = guest_with_notes(), make_user()
+
+    def delete_guest() -> str:
+        from django.db import transaction
+
+        with transaction.atomic():
+            locked = Guest.objects.select_for_update().filter(user_id=guest.pk).first()
+            if locked is None:
+                return "already linked"
+            type(guest).objects.filter(pk=guest.pk).delete()
+            return "deleted"
+
+    results = run_together(lambda: link.link_guest(guest, member), delete_guest)
+    notes = Note.objects.count()
+    if isinstance(results[0], link.LinkResult):
+        assert results[1] == "already linked"
+        assert Note.objects.filter(author=member).count() == notes == NOTES
+    else:
+        assert isinstance(results[0], NotGuest)
+        assert results[1] == "deleted"
+        assert notes == 0  # the guest went with its data; nothing reached the account
+    assert not Guest.objects.exists()

@@ -1,0 +1,621 @@
+"""Upgrade in place: ``anonauth.upgrade`` and ``POST auth/anonymous/upgrade/``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, get_user_model
+from django.contrib.sessions.models import Session
+from django.db import IntegrityError
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import Signal
+from django.test import Client, override_settings
+
+from anonauth import signals
+from anonauth.exceptions import (
+    EmailInUse,
+    InvalidEmail,
+    NotGuest,
+    PasswordInvalid,
+    UsernameInUse,
+)
+from anonauth.guests import SEEN_SESSION_KEY, create_guest, is_guest
+from anonauth.models import Guest
+from anonauth.upgrade import upgrade_guest
+from example_project.shop.models import Cart, CartItem, Product
+
+pytestmark = pytest.mark.django_db
+
+UPGRADE_URL = "/auth/anonymous/upgrade/"
+PASSWORD = "correct horse battery staple"
+ARGON2_FIRST = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+]
+STRICT_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+]
+
+
+@contextmanager
+def receiving(signal: Signal, receiver: Callable[..., Any], **kwargs: Any) -> Iterator[None]:
+    """Connect ``receiver`` for the block only, whatever happens in it."""
+    signal.connect(receiver, weak=False, **kwargs)
+    try:
+        yield
+    finally:
+        signal.disconnect(receiver, **kwargs)
+
+
+def registered_user(email: str, password: str = "secret") -> Any:
+    model = get_user_model()
+    if model.USERNAME_FIELD == "email":
+        return model.objects.create_user(email=email, password=password)
+    return model.objects.create_user(
+        username=email.partition("@")[0], email=email, password=password
+    )
+
+
+def fresh(user: Any) -> Any:
+    return get_user_model().objects.get(pk=user.pk)
+
+
+def guest_with_cart() -> tuple[Any, Cart]:
+    guest = create_guest()
+    cart = Cart.objects.create(owner=guest)
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    CartItem.objects.create(cart=cart, product=product, quantity=2)
+    return guest, cart
+
+
+def email_of(user: Any) -> str:
+    return str(getattr(user, user.get_email_field_name()))
+
+
+# The core: upgrade_guest()
+
+
+def test_upgrade_keeps_primary_key_and_related_rows() -> None:
+    guest, cart = guest_with_cart()
+
+    user = upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    assert user.pk == guest.pk
+    stored = fresh(guest)
+    assert not is_guest(stored)
+    assert not Guest.objects.filter(user_id=guest.pk).exists()
+    assert email_of(stored) == "ada@example.com"
+    assert stored.check_password(PASSWORD)
+    assert Cart.objects.get(pk=cart.pk).owner_id == guest.pk
+    assert CartItem.objects.get(cart=cart).quantity == 2
+
+
+def test_instance_is_no_longer_a_guest_without_a_query(
+    django_assert_num_queries: Any,
+) -> None:
+    guest = create_guest()
+    assert is_guest(guest)
+
+    upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    with django_assert_num_queries(0):
+        assert not is_guest(guest)
+
+
+def test_queries_do_not_grow_with_the_guests_data() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    light = create_guest()
+    heavy, cart = guest_with_cart()
+    for number in range(20):
+        product = Product.objects.create(name=f"Cup {number}", price=Decimal("1.00"))
+        CartItem.objects.create(cart=cart, product=product)
+
+    counts = []
+    for index, guest in enumerate([light, heavy]):
+        with CaptureQueriesContext(connection) as queries:
+            upgrade_guest(guest, email=f"user{index}@example.com", password=PASSWORD)
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
+    assert counts[0] <= 8  # lock, unflag, update, (advisory lock,) email check; savepoints
+
+
+def test_email_is_normalized() -> None:
+    guest = create_guest()
+
+    upgrade_guest(guest, email="  Ada@EXAMPLE.com ", password=PASSWORD)
+
+    assert email_of(fresh(guest)) == "Ada@example.com"
+
+
+@override_settings(PASSWORD_HASHERS=ARGON2_FIRST)
+def test_password_hashed_with_first_hasher() -> None:
+    guest = create_guest()
+
+    upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    stored = fresh(guest)
+    assert stored.password.startswith("argon2$")
+    assert stored.check_password(PASSWORD)
+
+
+@pytest.mark.auth_user_only  # the email-keyed model has no username field
+def test_random_username_is_kept_unless_given() -> None:
+    kept = create_guest()
+    renamed = create_guest()
+    random_name = kept.get_username()
+
+    upgrade_guest(kept, email="kept@example.com", password=PASSWORD)
+    upgrade_guest(renamed, email="ada@example.com", password=PASSWORD, username="ada")
+
+    assert fresh(kept).get_username() == random_name
+    assert fresh(renamed).get_username() == "ada"
+
+
+@pytest.mark.auth_user_only  # the email-keyed model has no username field
+def test_username_in_use_is_refused_case_insensitively() -> None:
+    get_user_model().objects.create_user(username="Ada", password="x")
+    guest = create_guest()
+
+    with pytest.raises(UsernameInUse):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD, username="ada")
+
+    assert is_guest(fresh(guest))
+
+
+@pytest.mark.auth_user_only  # the email-keyed model has no first_name field
+def test_extra_fields_are_set() -> None:
+    guest = create_guest()
+
+    upgrade_guest(guest, email="ada@example.com", password=PASSWORD, first_name="Ada")
+
+    assert fresh(guest).first_name == "Ada"
+
+
+@pytest.mark.parametrize("name", ["password", "id", "is_staff", "no_such_field"])
+def test_fields_upgrade_guest_owns_are_refused(name: str) -> None:
+    guest = create_guest()
+
+    with pytest.raises(TypeError, match=name):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD, **{name: "x"})
+
+    assert is_guest(fresh(guest))
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["", "not-an-email", "ada@", "ada@exa mple.com", "x@guest.invalid", "x@a.guest.invalid"],
+)
+def test_malformed_email_is_refused(email: str) -> None:
+    guest = create_guest()
+    before = email_of(fresh(guest))
+
+    with pytest.raises(InvalidEmail) as caught:
+        upgrade_guest(guest, email=email, password=PASSWORD)
+
+    assert caught.value.code == "invalid_email"
+    assert is_guest(fresh(guest))
+    assert email_of(fresh(guest)) == before
+
+
+def test_email_longer_than_the_field_is_refused() -> None:
+    guest = create_guest()
+
+    with pytest.raises(InvalidEmail, match="at most"):
+        upgrade_guest(guest, email=f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 60}.com", password="p")
+
+
+def test_email_in_use_is_refused_case_insensitively() -> None:
+    registered_user("ada@example.com")
+    guest = create_guest()
+    before = email_of(guest)
+
+    with pytest.raises(EmailInUse) as caught:
+        upgrade_guest(guest, email="ADA@Example.COM", password=PASSWORD)
+
+    assert caught.value.code == "email_in_use"
+    stored = fresh(guest)
+    assert is_guest(stored)
+    assert email_of(stored) == before
+    assert email_of(guest) == before  # the instance is put back too
+    assert not stored.has_usable_password()
+
+
+def test_exact_email_in_use_is_refused() -> None:
+    """On the email-keyed model the unique constraint answers first (IntegrityError)."""
+    registered_user("ada@example.com")
+    guest = create_guest()
+
+    with pytest.raises(EmailInUse):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    assert is_guest(fresh(guest))
+
+
+def test_integrity_error_of_unknown_cause_propagates() -> None:
+    guest = create_guest()
+    model = get_user_model()
+    identity = model.USERNAME_FIELD
+
+    def clash(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if instance.pk == guest.pk:  # a row the upgrade cannot know about, gone on rollback
+            model.objects.create(**{identity: getattr(instance, identity), "password": "!"})
+
+    with receiving(pre_save, clash, sender=model), pytest.raises(IntegrityError):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    assert is_guest(fresh(guest))
+    assert model.objects.count() == 1
+
+
+@override_settings(AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS)
+def test_password_validators_messages_are_carried() -> None:
+    guest = create_guest()
+
+    with pytest.raises(PasswordInvalid) as caught:
+        upgrade_guest(guest, email="ada@example.com", password="1234")
+
+    assert caught.value.code == "password_invalid"
+    assert len(caught.value.messages) == 2
+    assert any("too short" in message for message in caught.value.messages)
+    assert any("entirely numeric" in message for message in caught.value.messages)
+    assert is_guest(fresh(guest))
+
+
+@override_settings(AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS)
+def test_password_compared_with_the_new_email() -> None:
+    guest = create_guest()
+
+    with pytest.raises(PasswordInvalid, match="too similar"):
+        upgrade_guest(guest, email="margaretha@example.com", password="margaretha")
+
+
+def test_empty_password_is_refused() -> None:
+    guest = create_guest()
+
+    with pytest.raises(PasswordInvalid):
+        upgrade_guest(guest, email="ada@example.com", password="")
+
+
+def test_registered_user_is_not_a_guest() -> None:
+    user = registered_user("ada@example.com")
+
+    with pytest.raises(NotGuest):
+        upgrade_guest(user, email="other@example.com", password=PASSWORD)
+
+    assert email_of(fresh(user)) == "ada@example.com"
+
+
+def test_stale_instance_of_an_upgraded_guest_is_not_a_guest() -> None:
+    guest = create_guest()
+    stale = fresh(guest)
+    assert is_guest(stale)  # caches the flag on this instance
+    upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    with pytest.raises(NotGuest):
+        upgrade_guest(stale, email="other@example.com", password=PASSWORD)
+
+    assert email_of(fresh(guest)) == "ada@example.com"
+
+
+def test_guest_upgraded_sent_after_commit(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    guest = create_guest()
+    calls: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        calls.append({"sender": sender, **kwargs})
+
+    with (
+        receiving(signals.guest_upgraded, receiver),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+        assert calls == []  # not before commit
+
+    assert len(callbacks) == 1
+    assert calls == [
+        {
+            "sender": get_user_model(),
+            "signal": signals.guest_upgraded,
+            "user": guest,
+            "request": None,
+            "method": "password",
+        }
+    ]
+
+
+def test_receiver_error_after_commit_keeps_upgrade_and_is_logged(
+    django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    guest = create_guest()
+
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("receiver failed")
+
+    with (
+        receiving(signals.guest_upgraded, broken),
+        django_capture_on_commit_callbacks(execute=True),
+        caplog.at_level(logging.ERROR, logger="anonauth"),
+    ):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    assert not is_guest(fresh(guest))
+    assert email_of(fresh(guest)) == "ada@example.com"
+    assert "receiver failed" in caplog.text
+
+
+def test_error_before_commit_rolls_everything_back(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    guest, cart = guest_with_cart()
+    before = email_of(guest)
+    upgraded: list[Any] = []
+
+    def broken(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if instance.pk == guest.pk:
+            raise RuntimeError("post_save failed")
+
+    with (
+        receiving(post_save, broken, sender=get_user_model()),
+        receiving(signals.guest_upgraded, lambda **kwargs: upgraded.append(kwargs)),
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+    ):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+
+    stored = fresh(guest)
+    assert is_guest(stored)
+    assert is_guest(guest)  # the instance asks the database again
+    assert email_of(stored) == before
+    assert not stored.has_usable_password()
+    assert Cart.objects.get(pk=cart.pk).owner_id == guest.pk
+    assert upgraded == []
+
+
+def test_upgrade_by_someone_else_leaves_their_session_alone(rf: Any) -> None:
+    from django.contrib.sessions.backends.db import SessionStore
+
+    admin = registered_user("admin@example.com")
+    request = rf.post("/")
+    request.session = SessionStore()
+    request.session["_auth_user_id"] = str(admin.pk)
+    request.session.save()
+    request.user = admin
+    key = request.session.session_key
+    guest = create_guest()
+
+    upgrade_guest(guest, email="ada@example.com", password=PASSWORD, request=request)
+
+    assert request.session.session_key == key
+    assert request.user == admin
+    assert not is_guest(fresh(guest))
+
+
+# The API: POST auth/anonymous/upgrade/
+
+
+def sign_in_browser(client: Client) -> int:
+    response = client.post("/auth/anonymous/sign-in/")
+    assert response.status_code == 201
+    return int(response.json()["user"]["id"])
+
+
+def test_api_upgrades_in_place_and_keeps_the_session(browser: Client) -> None:
+    user_id = sign_in_browser(browser)
+    session = browser.session
+    session["basket_note"] = "gift wrap"
+    session.save()
+    old_key = session.session_key
+    browser.get("/session-touch/")
+
+    response = browser.post(UPGRADE_URL, {"email": "ada@example.com", "password": PASSWORD})
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["user"]["id"] == user_id
+    assert body["user"]["is_guest"] is False
+    assert body["user"]["email"] == "ada@example.com"
+    assert body["session_token"] is None  # a cookie client keeps its cookie
+    new_session = browser.session
+    assert new_session.session_key != old_key
+    assert not Session.objects.filter(session_key=old_key).exists()
+    assert new_session["basket_note"] == "gift wrap"
+    assert SEEN_SESSION_KEY not in new_session
+    assert "_session_expiry" not in new_session
+    assert new_session.get_expiry_age() == settings.SESSION_COOKIE_AGE
+    assert new_session[HASH_SESSION_KEY] == fresh_by_id(user_id).get_session_auth_hash()
+    after = browser.get("/auth/anonymous/session/").json()
+    assert after["user"] == {**body["user"]}  # still signed in, as the account
+
+
+def fresh_by_id(user_id: int) -> Any:
+    return get_user_model().objects.get(pk=user_id)
+
+
+def test_api_rotates_the_csrf_token() -> None:
+    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 Firefox/140.0")
+    client.cookies["seen"] = "1"
+    client.get("/guest-fn/")  # a guest, by browsing: the CSRF cookie is set too
+    old_token = client.cookies[settings.CSRF_COOKIE_NAME].value
+
+    response = client.post(
+        UPGRADE_URL,
+        {"email": "ada@example.com", "password": PASSWORD},
+        HTTP_X_CSRFTOKEN=old_token,
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.cookies[settings.CSRF_COOKIE_NAME].value not in ("", old_token)
+
+
+def test_api_enforces_csrf_for_cookie_clients() -> None:
+    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 Firefox/140.0")
+    client.cookies["seen"] = "1"
+    client.get("/guest-fn/")
+    user_id = int(client.session["_auth_user_id"])
+
+    response = client.post(UPGRADE_URL, {"email": "ada@example.com", "password": PASSWORD})
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_failed"
+    assert is_guest(fresh_by_id(user_id))
+
+
+def test_api_token_client_gets_the_new_session_token() -> None:
+    app = Client(HTTP_USER_AGENT="shop-app/1.0")
+    token = app.post("/auth/anonymous/sign-in/").json()["session_token"]
+    assert token
+
+    response = app.post(
+        UPGRADE_URL,
+        {"email": "ada@example.com", "password": PASSWORD},
+        HTTP_X_SESSION_TOKEN=token,
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.content
+    new_token = response.json()["session_token"]
+    assert new_token not in (None, token)
+    session = app.get("/auth/anonymous/session/", HTTP_X_SESSION_TOKEN=new_token)
+    assert session.json()["user"]["is_guest"] is False
+    old = app.get("/auth/anonymous/session/", HTTP_X_SESSION_TOKEN=token)
+    assert old.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"email": "nope", "password": PASSWORD}, 400, "invalid_email"),
+        ({"email": "taken@example.com", "password": PASSWORD}, 409, "email_in_use"),
+        ({"email": "ada@example.com"}, 400, "invalid"),
+        ({"password": PASSWORD}, 400, "invalid"),
+    ],
+)
+def test_api_errors(browser: Client, payload: dict[str, str], status: int, code: str) -> None:
+    registered_user("taken@example.com")
+    user_id = sign_in_browser(browser)
+
+    response = browser.post(UPGRADE_URL, payload)
+
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert is_guest(fresh_by_id(user_id))
+
+
+@override_settings(AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS)
+def test_api_password_invalid_lists_the_messages(browser: Client) -> None:
+    sign_in_browser(browser)
+
+    response = browser.post(UPGRADE_URL, {"email": "ada@example.com", "password": "1234"})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "password_invalid"
+    assert isinstance(body["detail"], list)
+    assert len(body["detail"]) == 2
+
+
+def test_api_anonymous_visitor_gets_401() -> None:
+    response = Client().post(UPGRADE_URL, {"email": "ada@example.com", "password": PASSWORD})
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_api_registered_user_gets_403_not_guest(client: Client) -> None:
+    user = registered_user("ada@example.com")
+    client.force_login(user)
+
+    response = client.post(UPGRADE_URL, {"email": "new@example.com", "password": PASSWORD})
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "not_guest"
+    assert email_of(fresh(user)) == "ada@example.com"
+
+
+def test_api_second_upgrade_is_refused(browser: Client) -> None:
+    sign_in_browser(browser)
+    browser.post(UPGRADE_URL, {"email": "ada@example.com", "password": PASSWORD})
+
+    response = browser.post(UPGRADE_URL, {"email": "bob@example.com", "password": PASSWORD})
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "not_guest"
+
+
+# The example shop: the banner, the upgrade form, then checkout
+
+EXAMPLE_TEMPLATES = [
+    {**settings.TEMPLATES[0], "DIRS": [Path(__file__).parent.parent / "example_project/templates"]}
+]
+
+
+@pytest.mark.auth_user_only  # the example project uses auth.User, logging in by username
+@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
+def test_example_shop_upgrade_keeps_the_cart_and_opens_checkout(browser: Client) -> None:
+    from example_project.shop.models import Order
+
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    browser.post(f"/cart/add/{product.pk}/")  # a guest, with a cart
+    cart_page = browser.get("/cart/")
+    assert "create an account to keep your cart" in cart_page.content.decode()
+    assert browser.post("/checkout/")["Location"].startswith("/accounts/login/")
+    guest_id = int(browser.session["_auth_user_id"])
+    assert browser.get("/account/upgrade/").status_code == 200
+
+    response = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/cart/"
+    cart_page = browser.get("/cart/")
+    assert "1 \u00d7 Teapot" in cart_page.content.decode()
+    assert "guest-banner" not in cart_page.content.decode()
+    assert browser.post("/checkout/").status_code == 302
+    order = Order.objects.get()
+    assert order.customer_id == guest_id
+    assert order.total == Decimal("12.50")
+    browser.post("/accounts/logout/")
+    login = browser.post("/accounts/login/", {"username": "ada@example.com", "password": PASSWORD})
+    assert login.status_code == 302
+    assert int(browser.session["_auth_user_id"]) == guest_id
+
+
+@pytest.mark.auth_user_only  # the example project uses auth.User
+@override_settings(
+    ROOT_URLCONF="example_project.urls",
+    TEMPLATES=EXAMPLE_TEMPLATES,
+    AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS,
+)
+def test_example_shop_upgrade_form_shows_errors(browser: Client) -> None:
+    registered_user("taken@example.com")
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    browser.post(f"/cart/add/{product.pk}/")
+
+    taken = browser.post("/account/upgrade/", {"email": "taken@example.com", "password": PASSWORD})
+    weak = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": "1234"})
+
+    assert taken.status_code == 200
+    assert taken.context["form"].errors["email"] == [EmailInUse().message]
+    assert weak.status_code == 200
+    assert len(weak.context["form"].errors["password"]) == 2
+    assert is_guest(fresh_by_id(int(browser.session["_auth_user_id"])))
+
+
+@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
+def test_example_upgrade_page_sends_others_away(client: Client) -> None:
+    assert client.get("/account/upgrade/")["Location"] == "/"
+    client.force_login(registered_user("ada@example.com"))
+    assert client.get("/account/upgrade/")["Location"] == "/cart/"
