@@ -437,7 +437,7 @@ class _Run:
             candidates = self.candidates(cutoff, after, size)
             if not candidates:
                 return None
-            self.purge(candidates, result)
+            self.purge(self.lock_users(candidates), result)
         result.batches += 1
         return candidates[-1][0]
 
@@ -449,11 +449,38 @@ class _Run:
         if self.among is not None:
             guests = guests.filter(pk__in=self.among.order_by().values("pk"))
         guests = guests.order_by("user_id")
-        if not self.dry_run and connections[self.using].features.has_select_for_update_skip_locked:
+        if self.locking:
             guests = guests.select_for_update(skip_locked=True)
         return list(guests.values_list("user_id", "session_key")[:size])
 
+    @property
+    def locking(self) -> bool:
+        skip_locked = connections[self.using].features.has_select_for_update_skip_locked
+        return skip_locked and not self.dry_run
+
+    def lock_users(self, candidates: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+        """Lock the candidates' user rows too, passing over those locked already.
+
+        An upgrade locks the user row and then deletes the guest row; were the purge to
+        hold the guest row and then wait for the user row, each would wait for the
+        other. Locking both before deleting anything (and skipping what is taken) means
+        the purge never waits for either: the upgrade waits, or is passed over.
+        """
+        if not self.locking:
+            return candidates
+        users = get_user_model()._base_manager.using(self.using)
+        ids = self.plan.id_set([pk for pk, _key in candidates], self.using)
+        free = set(
+            users.filter(pk__in=ids)
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        return [(pk, key) for pk, key in candidates if pk in free]
+
     def purge(self, candidates: list[tuple[Any, str]], result: PurgeResult) -> None:
+        if not candidates:
+            return
         ids = [pk for pk, _key in candidates]
         spared = self.spared(ids)
         blocked = self.plan.blocked([pk for pk in ids if pk not in spared], self.using)

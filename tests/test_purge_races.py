@@ -7,6 +7,7 @@ row locks (``FOR UPDATE SKIP LOCKED``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,23 +20,23 @@ from django.test import override_settings
 from django.utils import timezone
 
 from anonauth import signals
+from anonauth.exceptions import NotGuest
 from anonauth.guests import is_guest
 from anonauth.models import Guest
 from anonauth.purge import PurgeResult, purge_guests
+from anonauth.upgrade import upgrade_guest, upgrading
 from example_project.shop.models import CartItem
 from tests.purge_helpers import exists, make_guest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 10
+PASSWORD = "correct horse battery staple"
 
 
 def upgrade(user: Any) -> None:
-    """What an upgrade does to the user rows (anonauth.upgrade is built elsewhere)."""
-    Guest.objects.filter(user=user).delete()
-    user.email = f"upgraded{user.pk}@example.com"
-    user.set_password("correct horse battery staple")
-    user.save()
+    fresh = type(user)._default_manager.get(pk=user.pk)
+    upgrade_guest(fresh, email=f"upgraded{user.pk}@example.com", password=PASSWORD)
 
 
 @contextmanager
@@ -99,18 +100,19 @@ def test_a_guest_upgraded_during_a_purge_survives() -> None:
     locked, finish = threading.Event(), threading.Event()
 
     def upgrade_slowly() -> None:
-        with transaction.atomic():
-            user = type(target)._base_manager.select_for_update().get(pk=target.pk)
-            Guest.objects.select_for_update().get(pk=target.pk)
-            upgrade(user)
+        user = type(target)._default_manager.get(pk=target.pk)
+        with upgrading(user):  # upgrade_guest's transaction, held open
+            user.email = "slow@example.com"
+            user.set_password(PASSWORD)
+            user.save()
             locked.set()
             assert finish.wait(WAIT)
 
-    upgrading = _in_thread(upgrade_slowly)
+    upgrade_running = _in_thread(upgrade_slowly)
     assert locked.wait(WAIT)
     result = purge_guests(batch_size=2)  # must not wait for the upgrade's locks
     finish.set()
-    upgrading.result(timeout=WAIT)
+    upgrade_running.result(timeout=WAIT)
 
     assert result.purged == 4
     assert [exists(user) for user in guests] == [False, False, True, False, False]
@@ -148,3 +150,63 @@ def test_concurrent_purges_share_the_work() -> None:
     assert first_result.purged == 2
     assert not any(exists(user) for user in guests)
     assert CartItem.objects.count() == 0
+
+
+def _wait_for_a_lock_waiter() -> None:
+    """Until another connection waits for a row lock in this database."""
+    for _ in range(WAIT * 20):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.05)
+    raise AssertionError("nobody waited for a lock")
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
+def test_an_upgrade_that_arrives_mid_batch_waits_and_finds_no_guest() -> None:
+    guests = [make_guest(items=1) for _ in range(3)]
+    target = guests[1]
+    held.clear()
+    release.clear()
+    with override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge_races.hold_first_batch"):
+        purging = _in_thread(lambda: purge_guests(batch_size=10))
+        assert held.wait(WAIT)  # the batch holds its guests' (and users') rows
+
+        def upgrade_target() -> Any:
+            user = type(target)._default_manager.get(pk=target.pk)
+            return upgrade_guest(user, email="late@example.com", password=PASSWORD)
+
+        upgrading = _in_thread(upgrade_target)
+        _wait_for_a_lock_waiter()
+        release.set()
+        result: PurgeResult = purging.result(timeout=WAIT)  # no deadlock
+    with pytest.raises(NotGuest):
+        upgrading.result(timeout=WAIT)
+    assert result.purged == 3
+    assert not any(exists(user) for user in guests)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
+def test_a_guest_whose_user_row_is_locked_is_passed_over() -> None:
+    guests = [make_guest() for _ in range(3)]
+    locked, finish = threading.Event(), threading.Event()
+
+    def hold_user_row() -> None:
+        with transaction.atomic():
+            list(type(guests[0])._base_manager.select_for_update().filter(pk=guests[0].pk))
+            locked.set()
+            assert finish.wait(WAIT)
+
+    holding = _in_thread(hold_user_row)
+    assert locked.wait(WAIT)
+    result = purge_guests(batch_size=1)  # the first batch is all locked: the run goes on
+    finish.set()
+    holding.result(timeout=WAIT)
+    assert (result.purged, result.examined) == (2, 2)
+    assert [exists(user) for user in guests] == [True, False, False]
