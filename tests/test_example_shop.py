@@ -66,4 +66,8 @@ def test_seed_demo_is_idempotent(capsys: Any) -> None:
     call_command("seed_demo")
     call_command("seed_demo")
     assert Product.objects.count() == 4
-    assert "Staff account: admin /" in capsys.readouterr().out
+    customer_cart = Cart.objects.get(owner__username="customer")
+    assert [str(item) for item in customer_cart.items.all()] == ["1 x Coffee beans"]
+    out = capsys.readouterr().out
+    assert "Staff account: admin /" in out
+    assert "Customer account: customer /" in out

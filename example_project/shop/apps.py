@@ -9,8 +9,9 @@ class ShopConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from anonauth.signals import guest_linking
+        from anonauth.signals import guest_linked, guest_linking
 
-        from .receivers import merge_carts
+        from .receivers import announce_cart, merge_carts
 
         guest_linking.connect(merge_carts, dispatch_uid="shop.merge_carts")
+        guest_linked.connect(announce_cart, dispatch_uid="shop.announce_cart")

@@ -1,9 +1,10 @@
-"""The shop's ``guest_linking`` receiver: a guest's cart is added to the account's."""
+"""The shop's link receivers: a guest's cart is added to the account's, and the visitor is told."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.db.models import F
 
 from .models import Cart, CartItem
@@ -27,3 +28,11 @@ def merge_carts(sender: Any, guest: Any, user: Any, **kwargs: Any) -> None:
                 cart=user_cart, product_id=item.product_id, quantity=item.quantity
             )
     guest_cart.delete()
+
+
+def announce_cart(sender: Any, user: Any, request: Any, **kwargs: Any) -> None:
+    """After a guest signed into its account (``guest_linked``), say where its cart went."""
+    if request is not None and CartItem.objects.filter(cart__owner=user).exists():
+        messages.info(
+            request, "Welcome back: what you added as a guest is in your cart.", fail_silently=True
+        )

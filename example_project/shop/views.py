@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -39,7 +39,9 @@ def add_to_cart(request: HttpRequest, product_id: int) -> HttpResponse:
 def cart_detail(request: HttpRequest) -> HttpResponse:
     cart = None
     if request.user.is_authenticated:
-        cart = Cart.objects.filter(owner=request.user).prefetch_related("items__product").first()
+        items = CartItem.objects.select_related("product").order_by("product__name")
+        carts = Cart.objects.filter(owner=request.user)
+        cart = carts.prefetch_related(Prefetch("items", queryset=items)).first()
     return render(request, "shop/cart.html", {"cart": cart})
 
 

@@ -1,4 +1,4 @@
-"""Seed the demo: a few products and a staff account, printed for the visitor."""
+"""Seed the demo: a few products, a staff account and a customer with a cart, printed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from example_project.shop.models import Product
+from example_project.shop.models import Cart, CartItem, Product
 
 PRODUCTS = [
     ("Coffee beans", "12.50"),
@@ -18,10 +18,15 @@ PRODUCTS = [
 ]
 STAFF_USERNAME = "admin"
 STAFF_PASSWORD = "demo-admin-password"
+# An existing account with something in its cart: sign into it as a guest with a cart
+# of your own and the two carts are merged.
+CUSTOMER_USERNAME = "customer"
+CUSTOMER_PASSWORD = "demo-customer-password"
+CUSTOMER_CART_PRODUCT = "Coffee beans"
 
 
 class Command(BaseCommand):
-    help = "Create the demo products and staff account (idempotent)."
+    help = "Create the demo products, staff account and customer (idempotent)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name, price in PRODUCTS:
@@ -29,5 +34,24 @@ class Command(BaseCommand):
         user_model = get_user_model()
         if not user_model.objects.filter(username=STAFF_USERNAME).exists():
             user_model.objects.create_superuser(STAFF_USERNAME, "admin@example.com", STAFF_PASSWORD)
+        seed_customer_cart()
         self.stdout.write(f"{len(PRODUCTS)} products ready.")
         self.stdout.write(f"Staff account: {STAFF_USERNAME} / {STAFF_PASSWORD} (admin at /admin/)")
+        self.stdout.write(
+            f"Customer account: {CUSTOMER_USERNAME} / {CUSTOMER_PASSWORD} "
+            f"(its cart holds 1 \N{MULTIPLICATION SIGN} {CUSTOMER_CART_PRODUCT})"
+        )
+
+
+def seed_customer_cart() -> None:
+    """The demo customer, whose cart holds one product whenever it is empty."""
+    user_model = get_user_model()
+    customer = user_model.objects.filter(username=CUSTOMER_USERNAME).first()
+    if customer is None:
+        customer = user_model.objects.create_user(
+            CUSTOMER_USERNAME, "customer@example.com", CUSTOMER_PASSWORD
+        )
+    cart, _ = Cart.objects.get_or_create(owner=customer)
+    if not cart.items.exists():
+        product = Product.objects.get(name=CUSTOMER_CART_PRODUCT)
+        CartItem.objects.create(cart=cart, product=product, quantity=1)

@@ -1,0 +1,192 @@
+"""The example shop in a real browser: headless Chromium (Debian's ``chromium`` package,
+never a downloaded one) driven by Playwright against a live server.
+
+A guest adds to the cart, creates an account (the cart stays), logs out, logs back in
+and checks out; a second guest signs into the seeded demo customer and finds both carts
+merged. Each step leaves a screenshot in ``test-output/browser/``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from anonauth.guests import is_guest
+from anonauth.models import Guest
+from example_project.shop.management.commands.seed_demo import (
+    CUSTOMER_PASSWORD,
+    CUSTOMER_USERNAME,
+)
+from example_project.shop.models import Cart, Order
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - CI installs it with the test extra
+    sync_playwright = None
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "browser"
+TIMEOUT_MS = 10_000
+PASSWORD = "correct-horse-42"
+
+pytestmark = [
+    pytest.mark.skipif(
+        sync_playwright is None, reason="playwright is not installed (the test extra has it)"
+    ),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)"
+    ),
+    # The shop's upgrade makes the email the username, and its login asks for a username.
+    pytest.mark.auth_user_only,
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One headless Chromium for the module; each test gets a fresh context (no cookies)."""
+    with pytest.MonkeyPatch.context() as patch:
+        # Playwright's sync API runs an event loop in this thread, and Django refuses
+        # ORM calls next to a running loop; the test's own ORM checks are synchronous.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            yield browser
+            browser.close()
+
+
+@pytest.fixture
+def page(
+    chromium: Browser, live_server: Any, settings: Any, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A page of a new browser context on the live server, with the demo seeded.
+
+    A failing test leaves a screenshot of where it stopped: ``FAILED-<test>.png``.
+    """
+    # As in example_project/settings.py: the shop, not the admin, after logging in or out.
+    settings.LOGIN_REDIRECT_URL = "/"
+    settings.LOGOUT_REDIRECT_URL = "/"
+    call_command("seed_demo", stdout=io.StringIO())
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 900, "height": 420}, locale="en-US"
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    failures = request.session.testsfailed
+    yield page
+    if request.session.testsfailed > failures:  # the call phase is reported before teardown
+        shot(page, f"FAILED-{request.node.name}")
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def line(quantity: int, product: str) -> str:
+    """A cart line as the cart page shows it."""
+    return f"{quantity} \N{MULTIPLICATION SIGN} {product}"
+
+
+def add_to_cart(page: Page, product: str) -> None:
+    page.goto("/")
+    page.locator("#products li", has_text=product).get_by_role("button", name="Add to cart").click()
+    expect(page).to_have_url(re.compile(r"/cart/$"))
+
+
+def test_a_guest_upgrades_logs_out_and_finds_the_cart_again(page: Page) -> None:
+    page.goto("/")
+    expect(page.locator("#products li")).to_have_count(4)
+    expect(page.locator("#guest-banner")).to_have_count(0)
+    shot(page, "01-products")
+
+    add_to_cart(page, "Mug")
+    expect(page.locator("#cart-items li")).to_have_text([line(1, "Mug")])
+    expect(page.locator("#guest-banner")).to_be_visible()
+    guest_id = Guest.objects.get().user_id
+    shot(page, "02-guest-cart")
+
+    page.locator("#upgrade-link").click()
+    page.get_by_label("Email").fill("shopper@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    shot(page, "03-create-account")
+
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("Your account is ready")).to_be_visible()
+    expect(page.locator("#cart-items li")).to_have_text([line(1, "Mug")])
+    expect(page.locator("#guest-banner")).to_have_count(0)
+    expect(page.get_by_text("Signed in as shopper@example.com")).to_be_visible()
+    account = get_user_model().objects.get(pk=guest_id)  # upgraded in place
+    assert not is_guest(account)
+    shot(page, "04-account-cart")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.locator("#login-link")).to_be_visible()
+    page.get_by_role("link", name="Cart").click()
+    expect(page.get_by_text("Your cart is empty")).to_be_visible()
+    shot(page, "05-logged-out")
+
+    page.locator("#login-link").click()
+    page.get_by_label("Username").fill("shopper@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    shot(page, "06-log-in")
+
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#cart-items li")).to_have_text([line(1, "Mug")])
+    expect(page.locator("#guest-banner")).to_have_count(0)
+    shot(page, "07-cart-after-login")
+
+    page.locator("#checkout").click()
+    expect(page.get_by_text("placed. Thank you!")).to_be_visible()
+    assert Order.objects.get(customer=account).total == Decimal("8.00")
+    assert not Guest.objects.exists()
+    shot(page, "08-checked-out")
+
+
+def test_a_guest_signs_into_an_existing_account_and_the_carts_merge(page: Page) -> None:
+    customer = get_user_model().objects.get(username=CUSTOMER_USERNAME)
+    assert [str(item) for item in Cart.objects.get(owner=customer).items.all()] == [
+        "1 x Coffee beans"
+    ]
+    add_to_cart(page, "Coffee beans")
+    add_to_cart(page, "Grinder")
+    expect(page.locator("#cart-items li")).to_have_text(
+        [line(1, "Coffee beans"), line(1, "Grinder")]
+    )
+    expect(page.locator("#guest-banner")).to_be_visible()
+    shot(page, "09-second-guest-cart")
+
+    page.locator("#guest-banner").get_by_role("link", name="log in", exact=True).click()
+    page.get_by_label("Username").fill(CUSTOMER_USERNAME)
+    page.get_by_label("Password").fill(CUSTOMER_PASSWORD)
+    shot(page, "10-log-in-existing-account")
+
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/cart/$"))  # back where the guest clicked "log in"
+    expect(page.locator("#cart-items li")).to_have_text(
+        [line(2, "Coffee beans"), line(1, "Grinder")]
+    )
+    expect(page.get_by_text(f"Signed in as {CUSTOMER_USERNAME}")).to_be_visible()
+    expect(page.get_by_text("what you added as a guest is in your cart")).to_be_visible()
+    expect(page.locator("#guest-banner")).to_have_count(0)
+    assert not Guest.objects.exists()  # linked into the account, then deleted
+    assert Cart.objects.get().owner == customer  # the guest's cart was merged, then dropped
+    shot(page, "11-merged-cart")
