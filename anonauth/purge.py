@@ -3,10 +3,12 @@
 The work goes in batches of one transaction each:
 
 1. Select the next stale guests by primary key (keyset pagination, so memory is
-   bounded by the batch). Where the database supports it the rows are locked with
-   ``FOR UPDATE SKIP LOCKED``: a guest being upgraded or linked right now is passed
-   over. Selecting inside the transaction is the re-check: a guest that upgraded (its
-   ``Guest`` row is gone) or came back (a fresh ``last_seen``) is not selected.
+   bounded by the batch). Where the database supports it their ``Guest`` rows, then
+   their user rows, are locked with ``FOR UPDATE SKIP LOCKED``: a guest being upgraded
+   or linked right now is passed over, and the purge never waits for a lock another
+   transaction holds (so it cannot deadlock with one). Selecting inside the
+   transaction is the re-check: a guest that upgraded (its ``Guest`` row is gone) or
+   came back (a fresh ``last_seen``) is not selected.
 2. Keep the guests ``ANONAUTH_PURGE_SPARE`` spares and those a ``PROTECT`` or
    ``RESTRICT`` relation blocks (the latter are reported).
 3. Delete the rest set-based: one statement per relation reached from the user model
