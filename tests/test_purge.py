@@ -569,3 +569,9 @@ class TestAdminAction:
         request = rf.get("/")
         request.user = make_member(is_staff=True, is_superuser=True)
         assert "purge_selected" in GuestAdmin(Guest, admin.site).get_actions(request)
+
+
+@override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
+def test_a_cookie_session_is_not_recorded(browser: Client) -> None:
+    assert browser.get("/ensure/").json()["is_guest"]
+    assert Guest.objects.get().session_key == ""
