@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from anonauth.conf import conf
 from anonauth.models import Guest
+from anonauth.purge import purge_guests
 
 
 class StaleFilter(admin.SimpleListFilter):
@@ -48,6 +50,7 @@ class GuestAdmin(_ModelAdmin):
     ordering = ["-last_seen"]
     readonly_fields = ["user", "created_at", "last_seen"]
     fields = ["user", "created_at", "last_seen"]
+    actions = ["purge_selected"]
 
     @admin.display(boolean=True, description=_("stale"))
     def is_stale(self, guest: Guest) -> bool:
@@ -58,3 +61,23 @@ class GuestAdmin(_ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.action(description=_("Purge selected stale guests"), permissions=["delete"])
+    def purge_selected(self, request: HttpRequest, queryset: QuerySet[Guest]) -> None:
+        """Purge the stale guests among the selected ones, like ``purge_anonymous``."""
+        selected = queryset.count()
+        result = purge_guests(guests=queryset)
+        message = ngettext(
+            "Purged %(purged)d of %(selected)d selected guest (only stale ones go).",
+            "Purged %(purged)d of %(selected)d selected guests (only stale ones go).",
+            selected,
+        ) % {"purged": result.purged, "selected": selected}
+        self.message_user(request, message, messages.SUCCESS)
+        if result.blocked:
+            kept = ", ".join(sorted(result.blocked_by))
+            self.message_user(
+                request,
+                _("%(count)d kept: other data protects them (%(relations)s).")
+                % {"count": result.blocked, "relations": kept},
+                messages.WARNING,
+            )

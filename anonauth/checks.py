@@ -126,6 +126,9 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("LINK_CONFLICTS", _conflicts_problem(conf.LINK_CONFLICTS)),
         ("LINK_DELETE_GUEST", _expect(conf.LINK_DELETE_GUEST, bool, "a bool")),
         ("LINK_RATE_LIMIT", _rate_problem(conf.LINK_RATE_LIMIT)),
+        ("PURGE_SPARE", _optional_str(conf.PURGE_SPARE)),
+        ("PURGE_BATCH_SIZE", _positive_count(conf.PURGE_BATCH_SIZE)),
+        ("PURGE_LOCK_TIMEOUT", _positive_int(conf.PURGE_LOCK_TIMEOUT)),
     ]
 
 
@@ -146,6 +149,11 @@ def _positive_int(value: Any, *, allow_zero: bool = False) -> str | None:
         isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1)
     )
     return None if ok else "a positive number of seconds"
+
+
+def _positive_count(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return None if ok else "a positive integer"
 
 
 def _max_age_problem() -> str | None:
@@ -227,7 +235,7 @@ def _unknown_label_warnings() -> list[CheckMessage]:
 
 def _import_errors() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER"):
+    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE"):
         path = getattr(conf, name)
         if not isinstance(path, str):
             continue

@@ -141,5 +141,20 @@ class Settings:
         value: str | None = self._get("LINK_RATE_LIMIT", "5/m")
         return value
 
+    @property
+    def PURGE_SPARE(self) -> str | None:
+        value: str | None = self._get("PURGE_SPARE", None)
+        return value
+
+    @property
+    def PURGE_BATCH_SIZE(self) -> int:
+        value: int = self._get("PURGE_BATCH_SIZE", 2000)
+        return value
+
+    @property
+    def PURGE_LOCK_TIMEOUT(self) -> int:
+        value: int = self._get("PURGE_LOCK_TIMEOUT", 600)
+        return value
+
 
 conf = Settings()

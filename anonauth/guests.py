@@ -21,6 +21,8 @@ from django.contrib.auth import (
     get_user_model,
 )
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import ProtectedError, RestrictedError
@@ -43,7 +45,7 @@ from anonauth.exceptions import (
     NotGuest,
     RateLimited,
 )
-from anonauth.models import Guest
+from anonauth.models import SESSION_KEY_MAX_LENGTH, Guest
 
 logger = logging.getLogger("anonauth")
 
@@ -355,8 +357,21 @@ def start_guest_session(request: HttpRequest, user: User) -> None:
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session[SEEN_SESSION_KEY] = int(time.time())
     session.set_expiry(conf.SESSION_AGE)
+    _record_session_key(session, user)
     request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
     rotate_token(request)
+
+
+def _record_session_key(session: SessionBase, user: User) -> None:
+    """Save the session now to learn its key, and keep the key on the guest row so a
+    purge can delete the session with the guest. Cookie-stored sessions have nothing
+    on the server to delete."""
+    if isinstance(session, CookieSessionStore):
+        return
+    session.save()
+    key = session.session_key
+    if key is not None and len(key) <= SESSION_KEY_MAX_LENGTH:
+        Guest.objects.filter(user_id=user.pk).update(session_key=key)
 
 
 def move_to_new_session(request: HttpRequest) -> None:

@@ -7,6 +7,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+# As long as Django's own session keys (``AbstractBaseSession.session_key``).
+SESSION_KEY_MAX_LENGTH = 40
+
 
 class Guest(models.Model):
     """Marks a user as a guest and records its activity.
@@ -14,7 +17,8 @@ class Guest(models.Model):
     ``last_seen`` is written at most once per ``ANONAUTH_TOUCH_INTERVAL``; staleness
     (and so purging) is measured from it. ``creation_key`` is a digest of the cookie
     the visitor carried when the guest was created: concurrent requests with the same
-    cookie collide on it, so exactly one guest is created for them.
+    cookie collide on it, so exactly one guest is created for them. ``session_key``
+    names the guest's server-side session so a purge can delete it with the guest.
     """
 
     user = models.OneToOneField(
@@ -28,6 +32,9 @@ class Guest(models.Model):
     last_seen = models.DateTimeField(_("last seen"), default=timezone.now, db_index=True)
     creation_key = models.CharField(
         max_length=64, unique=True, null=True, blank=True, editable=False
+    )
+    session_key = models.CharField(
+        max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False
     )
 
     class Meta:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -114,3 +115,14 @@ STATIC_URL = "/static/"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 CELERY_TASK_ALWAYS_EAGER = "CELERY_BROKER_URL" not in os.environ
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# Purge guests not seen for ANONAUTH_MAX_AGE every night at 03:30 (run `celery -A
+# example_project beat` beside a worker). Without a broker the task runs eagerly in
+# the calling process: `python manage.py shell -c "from anonauth.tasks import
+# purge_anonymous; print(purge_anonymous.delay().get())"`.
+CELERY_BEAT_SCHEDULE = {
+    "anonauth-purge-stale-guests": {
+        "task": "anonauth.purge_anonymous",
+        "schedule": crontab(hour=3, minute=30),
+    },
+}

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import QuerySet
+from django.test import override_settings
+
+from anonauth import tasks
+from anonauth.models import Guest
+from anonauth.tasks import LOCK_KEY, PurgeLock, purge_anonymous
+from tests.purge_helpers import exists, make_guest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_TIMEOUT = 20
+
+attempts: list[dict[str, Any]] = []
+
+
+def spare_and_run_again(users: QuerySet[Any]) -> list[Any]:
+    """A spare hook that starts a second purge while the first one runs."""
+    attempts.append(purge_anonymous())
+    return []
+
+
+@pytest.mark.django_db
+class TestTask:
+    def test_runs_the_purge_and_returns_the_summary(self) -> None:
+        stale = [make_guest(items=1) for _ in range(3)]
+        summary = purge_anonymous.apply(kwargs={"batch_size": 2}).get()
+        assert summary["status"] == "done"
+        assert (summary["purged"], summary["batches"], summary["deleted"]["shop.Cart"]) == (3, 2, 3)
+        assert not any(exists(user) for user in stale)
+        assert cache.get(LOCK_KEY) is None
+
+    def test_options(self) -> None:
+        stale = [make_guest(days_ago=3) for _ in range(3)]
+        summary = purge_anonymous(older_than=2 * 86400, limit=2, dry_run=False)
+        assert summary["purged"] == 2
+        assert [exists(user) for user in stale] == [False, False, True]
+        assert purge_anonymous(older_than=86400, dry_run=True)["purged"] == 1
+        assert exists(stale[2])
+
+    def test_two_runs_never_overlap(self) -> None:
+        stale = make_guest()
+        attempts.clear()
+        with override_settings(ANONAUTH_PURGE_SPARE="tests.test_tasks.spare_and_run_again"):
+            summary = purge_anonymous()
+        assert attempts == [{"status": "locked"}]
+        assert summary["purged"] == 1
+        assert not exists(stale)
+        assert cache.get(LOCK_KEY) is None
+
+    def test_a_held_lock_skips_the_run(self) -> None:
+        stale = make_guest()
+        holder = PurgeLock()
+        assert holder.acquire()
+        assert purge_anonymous() == {"status": "locked"}
+        assert exists(stale)
+        holder.release()
+        assert purge_anonymous()["purged"] == 1
+
+    def test_the_lock_is_freed_when_the_purge_fails(self) -> None:
+        with pytest.raises(ValueError, match="batch_size"):
+            purge_anonymous(batch_size=0)
+        assert cache.get(LOCK_KEY) is None
+
+    @override_settings(ANONAUTH_PURGE_LOCK_TIMEOUT=60)
+    def test_only_the_holder_renews_or_frees_the_lock(self) -> None:
+        holder, other = PurgeLock(), PurgeLock()
+        assert holder.acquire()
+        assert not other.acquire()
+        other.renew()
+        other.release()
+        assert cache.get(LOCK_KEY) == holder.token
+        holder.renew()
+        holder.release()
+        assert cache.get(LOCK_KEY) is None
+
+    def test_the_lock_is_renewed_after_each_batch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for _ in range(3):
+            make_guest()
+        renewed: list[int] = []
+        original = PurgeLock.renew
+
+        def renew(self: PurgeLock, result: Any = None) -> None:
+            renewed.append(result.batches)
+            original(self, result)
+
+        monkeypatch.setattr(tasks.PurgeLock, "renew", renew)
+        purge_anonymous(batch_size=1)
+        assert renewed == [1, 2, 3]
+
+
+def test_the_task_is_registered_under_its_name() -> None:
+    from tests.celery_app import app
+
+    assert app.tasks["anonauth.purge_anonymous"].run is purge_anonymous.run
+
+
+def _worker_database_url() -> str:
+    db = connection.settings_dict
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker_queue() -> Iterator[str]:
+    """A real Celery worker on Redis, consuming a queue of its own, on the test database."""
+    if not os.environ.get("CELERY_BROKER_URL"):
+        pytest.skip("set CELERY_BROKER_URL (a Redis broker) to test a real worker")
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process needs a database it can share (PostgreSQL)")
+    queue = f"anonauth-tests-{uuid.uuid4().hex}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+        "DATABASE_URL": _worker_database_url(),
+        "ANONAUTH_TEST_QUEUE": queue,
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker"]
+    options = ["--pool=solo", "-c1", "-Q", queue, "--without-gossip", "--without-mingle"]
+    worker = subprocess.Popen(
+        [*command, *options, "--without-heartbeat", "--loglevel=WARNING"], cwd=ROOT, env=env
+    )
+    try:
+        yield queue
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            worker.kill()
+            worker.wait()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_purges(worker_queue: str) -> None:
+    from tests.celery_app import app
+
+    stale = [make_guest(items=2) for _ in range(3)]
+    fresh = make_guest(days_ago=1)
+    result = app.send_task("anonauth.purge_anonymous", kwargs={"batch_size": 2}, queue=worker_queue)
+    summary = result.get(timeout=WORKER_TIMEOUT)
+    assert summary["status"] == "done"
+    assert (summary["purged"], summary["batches"]) == (3, 2)
+    assert summary["deleted"]["shop.CartItem"] == 6
+    assert not any(exists(user) for user in stale)
+    assert exists(fresh)
+    assert Guest.objects.count() == 1

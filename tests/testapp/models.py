@@ -1,0 +1,53 @@
+"""Test-only models with the relations the purge must honour besides shop's CASCADEs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+def no_editor() -> None:
+    """``SET()`` callable: an edited review loses its editor."""
+    return None
+
+
+class Invoice(models.Model):
+    """Bookkeeping that must outlive its customer: ``PROTECT`` blocks deleting the user."""
+
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+
+    def __str__(self) -> str:
+        return f"invoice {self.pk}"
+
+
+class Review(models.Model):
+    """Kept when the people on it go: ``SET_NULL``, ``SET_DEFAULT`` and ``SET()``."""
+
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="reviews"
+    )
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_DEFAULT,
+        null=True,
+        default=None,
+        related_name="moderated_reviews",
+    )
+    editor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET(no_editor),
+        null=True,
+        related_name="edited_reviews",
+    )
+
+    def __str__(self) -> str:
+        return f"review {self.pk}"
+
+
+class GiftWrap(models.Model):
+    """Hangs off a cart and ``RESTRICT``s its deletion: a blocker two levels down."""
+
+    cart = models.ForeignKey("shop.Cart", on_delete=models.RESTRICT)
+
+    def __str__(self) -> str:
+        return f"gift wrap {self.pk}"
