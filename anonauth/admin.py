@@ -6,14 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from anonauth import audit
 from anonauth.conf import conf
-from anonauth.models import Guest
+from anonauth.models import AuditEvent, Guest
 from anonauth.purge import purge_guests
 
 
@@ -37,12 +41,14 @@ class StaleFilter(admin.SimpleListFilter):
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Guest]
+    _EventAdmin = admin.ModelAdmin[AuditEvent]
 else:
-    _ModelAdmin = admin.ModelAdmin
+    _ModelAdmin = _EventAdmin = admin.ModelAdmin
 
 
 @admin.register(Guest)
 class GuestAdmin(_ModelAdmin):
+    change_list_template = "admin/anonauth/guest/change_list.html"
     list_display = ["user", "created_at", "last_seen", "is_stale"]
     list_filter = [StaleFilter]
     list_select_related = ["user"]
@@ -81,3 +87,85 @@ class GuestAdmin(_ModelAdmin):
                 % {"count": result.blocked, "relations": kept},
                 messages.WARNING,
             )
+
+    def get_urls(self) -> list[URLPattern]:
+        activity = self.admin_site.admin_view(self.activity_view)
+        return [
+            path("activity/", activity, name="anonauth_guest_activity"),
+            *super().get_urls(),
+        ]
+
+    def activity_view(self, request: HttpRequest) -> TemplateResponse:
+        """The last 30 days of guests created, upgraded, linked and purged, per day."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        series = audit.activity(days=ACTIVITY_DAYS)
+        rate = audit.conversion_rate(series)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Guest activity"),
+            "chart": bar_chart(series),
+            "totals": audit.totals(series),
+            "conversion": None if rate is None else f"{rate:.0%}",
+            "days": ACTIVITY_DAYS,
+            "auditing": conf.AUDIT,
+        }
+        return TemplateResponse(request, "admin/anonauth/guest/activity.html", context)
+
+
+ACTIVITY_DAYS = 30
+CHART_COLOURS = {
+    AuditEvent.CREATED: "#79aec8",
+    AuditEvent.UPGRADED: "#5b9b3f",
+    AuditEvent.LINKED: "#e0a100",
+    AuditEvent.PURGED: "#b0b0b0",
+}
+CHART_HEIGHT = 180
+DAY_WIDTH = 28
+BAR_WIDTH = 6
+
+
+def bar_chart(series: list[audit.Day]) -> dict[str, Any]:
+    """Geometry of a grouped bar chart (one group per day, one bar per kind), for SVG."""
+    peak = max((day[kind] for day in series for kind in audit.CHART_KINDS), default=0) or 1
+    bars = []
+    for index, day in enumerate(series):
+        for offset, kind in enumerate(audit.CHART_KINDS):
+            height = round(day[kind] / peak * CHART_HEIGHT)
+            bars.append(
+                {
+                    "x": index * DAY_WIDTH + 2 + offset * BAR_WIDTH,
+                    "y": CHART_HEIGHT - height,
+                    "height": height,
+                    "colour": CHART_COLOURS[kind],
+                    "title": f"{day.day:%b %d}: {day[kind]} {kind}",
+                }
+            )
+    labels = [
+        {"x": index * DAY_WIDTH + DAY_WIDTH // 2, "text": f"{day.day:%b %d}"}
+        for index, day in enumerate(series)
+        if index % 5 == 0 or index == len(series) - 1
+    ]
+    legend = [{"kind": kind, "colour": CHART_COLOURS[kind]} for kind in audit.CHART_KINDS]
+    return {
+        "bars": bars,
+        "labels": labels,
+        "legend": legend,
+        "peak": peak,
+        "width": len(series) * DAY_WIDTH,
+        "height": CHART_HEIGHT,
+    }
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(_EventAdmin):
+    list_display = ["at", "kind", "method", "count"]
+    list_filter = ["kind"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -13,7 +13,7 @@ class AnonAuthConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks as django_checks
 
-        from anonauth import checks, receivers
+        from anonauth import audit, checks, receivers, signals
 
         django_checks.register(checks.check_settings)
         django_checks.register(checks.check_middleware)
@@ -25,3 +25,11 @@ class AnonAuthConfig(AppConfig):
         user_logged_in.connect(
             receivers.link_guest_on_login, dispatch_uid="anonauth.link_guest_on_login"
         )
+        for signal, receiver in (
+            (signals.guest_created, audit.on_guest_created),
+            (signals.guest_upgraded, audit.on_guest_upgraded),
+            (signals.guest_linked, audit.on_guest_linked),
+            (signals.guest_deleted, audit.on_guest_deleted),
+            (signals.guests_purged, audit.on_guests_purged),
+        ):
+            signal.connect(receiver, dispatch_uid=f"anonauth.audit.{receiver.__name__}")

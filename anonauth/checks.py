@@ -129,6 +129,7 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("PURGE_SPARE", _optional_str(conf.PURGE_SPARE)),
         ("PURGE_BATCH_SIZE", _positive_count(conf.PURGE_BATCH_SIZE)),
         ("PURGE_LOCK_TIMEOUT", _positive_int(conf.PURGE_LOCK_TIMEOUT)),
+        ("AUDIT", _expect(conf.AUDIT, bool, "a bool")),
     ]
 
 

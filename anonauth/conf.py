@@ -156,5 +156,10 @@ class Settings:
         value: int = self._get("PURGE_LOCK_TIMEOUT", 600)
         return value
 
+    @property
+    def AUDIT(self) -> bool:
+        value: bool = self._get("AUDIT", True)
+        return value
+
 
 conf = Settings()

@@ -21,7 +21,7 @@ from django.contrib.auth import (
     get_user_model,
 )
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import DatabaseError, IntegrityError, models, transaction
@@ -29,6 +29,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
 from django_ratelimit.core import get_usage
 
@@ -126,8 +127,11 @@ def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
 
 def sign_in_new_guest(request: HttpRequest) -> tuple[User, bool]:
     """Create (or claim, in a race) the guest for this request's cookie and log it in."""
-    user, created = _create_guest_user(creation_key=_creation_key(request), request=request)
-    start_guest_session(request, user)
+    session_key = _choose_session_key()
+    user, created = _create_guest_user(
+        creation_key=_creation_key(request), session_key=session_key, request=request
+    )
+    start_guest_session(request, user, session_key=session_key)
     return user, created
 
 
@@ -135,9 +139,13 @@ def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
     """Delete a guest and everything that cascades from it; end its session."""
     if not is_guest(user):
         raise NotGuest()
+    user_id, sender = user.pk, type(user)
     try:
         with transaction.atomic():
             user.delete()
+            signals.send_after_commit(
+                signals.guest_deleted, sender, user_id=user_id, request=request
+            )
     except (ProtectedError, RestrictedError) as error:
         raise DeletionBlocked(str(error.args[0])) from error
     if request is not None:
@@ -220,7 +228,7 @@ def _check_captcha(request: HttpRequest) -> None:
 
 
 def _create_guest_user(
-    *, creation_key: str | None, request: HttpRequest | None
+    *, creation_key: str | None, request: HttpRequest | None, session_key: str = ""
 ) -> tuple[User, bool]:
     """Insert a guest user; in a race for ``creation_key``, return the winner's.
 
@@ -230,7 +238,9 @@ def _create_guest_user(
         try:
             with transaction.atomic():
                 user = _insert_user()
-                guest = Guest.objects.create(user_id=user.pk, creation_key=creation_key)
+                guest = Guest.objects.create(
+                    user_id=user.pk, creation_key=creation_key, session_key=session_key
+                )
         except IntegrityError:
             claimed = _claim(creation_key)
             if claimed is not None:
@@ -343,12 +353,13 @@ def generate_username(*, max_length: int) -> str:
 # Sessions
 
 
-def start_guest_session(request: HttpRequest, user: User) -> None:
+def start_guest_session(request: HttpRequest, user: User, *, session_key: str = "") -> None:
     """Log ``user`` in on ``request`` as a guest: a new session key, the data kept.
 
     Like :func:`django.contrib.auth.login` without its ``user_logged_in`` signal (a
     guest presents no credential, so ``last_login`` and login receivers don't apply);
     listen to ``guest_created`` instead.
+    ``session_key``, when given, is the key of the new session (the guest row names it).
     """
     move_to_new_session(request)
     session = request.session
@@ -357,21 +368,35 @@ def start_guest_session(request: HttpRequest, user: User) -> None:
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session[SEEN_SESSION_KEY] = int(time.time())
     session.set_expiry(conf.SESSION_AGE)
-    _record_session_key(session, user)
+    _save_new_session(session, user, session_key)
     request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
     rotate_token(request)
 
 
-def _record_session_key(session: SessionBase, user: User) -> None:
-    """Save the session now to learn its key, and keep the key on the guest row so a
-    purge can delete the session with the guest. Cookie-stored sessions have nothing
-    on the server to delete."""
-    if isinstance(session, CookieSessionStore):
+def _choose_session_key() -> str:
+    """Pick the key of the session a new guest will get, so the guest row can name it
+    (the purge deletes the session with the guest). Cookie-stored sessions have no
+    server-side key. No query: a collision, astronomically unlikely, is caught when the
+    session is inserted."""
+    if issubclass(import_module(settings.SESSION_ENGINE).SessionStore, CookieSessionStore):
+        return ""
+    return get_random_string(32, VALID_KEY_CHARS)
+
+
+def _save_new_session(session: SessionBase, user: User, session_key: str) -> None:
+    """Insert the guest's session with its data now, under the key the guest row names.
+
+    The response saves it once more (that write sets the cookie). If the key was taken
+    after all, the session gets another one and the guest row follows it.
+    """
+    if not session_key:
         return
-    session.save()
-    key = session.session_key
-    if key is not None and len(key) <= SESSION_KEY_MAX_LENGTH:
-        Guest.objects.filter(user_id=user.pk).update(session_key=key)
+    session._session_key = session_key  # validated by SessionBase's setter
+    try:
+        session.save(must_create=True)
+    except CreateError:
+        session.create()
+        Guest.objects.filter(user_id=user.pk).update(session_key=session.session_key or "")
 
 
 def move_to_new_session(request: HttpRequest) -> None:
@@ -444,6 +469,13 @@ def touch_due(request: HttpRequest) -> bool:
     return seen is not None and time.time() - seen >= conf.TOUCH_INTERVAL
 
 
+def _server_key(session: SessionBase) -> str:
+    key = session.session_key
+    if isinstance(session, CookieSessionStore) or key is None or len(key) > SESSION_KEY_MAX_LENGTH:
+        return ""
+    return key
+
+
 def touch(request: HttpRequest) -> None:
     """Write ``last_seen`` for the guest signed in on ``request`` (one UPDATE).
 
@@ -452,7 +484,7 @@ def touch(request: HttpRequest) -> None:
     """
     session = request.session
     updated = Guest.objects.filter(user_id=str(session.get(SESSION_KEY))).update(
-        last_seen=timezone.now(), creation_key=None
+        last_seen=timezone.now(), creation_key=None, session_key=_server_key(session)
     )
     if updated:
         session[SEEN_SESSION_KEY] = int(time.time())

@@ -43,3 +43,37 @@ class Guest(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+class AuditEvent(models.Model):
+    """One guest lifecycle event, without personal data: what happened, when, how often.
+
+    Written from anonauth's signals when ``ANONAUTH_AUDIT`` is on; a purge batch is one
+    event with its ``count``. Feeds the admin's guest activity page.
+    """
+
+    CREATED = "created"
+    UPGRADED = "upgraded"
+    LINKED = "linked"
+    DELETED = "deleted"
+    PURGED = "purged"
+    KINDS = [
+        (CREATED, _("created")),
+        (UPGRADED, _("upgraded")),
+        (LINKED, _("linked")),
+        (DELETED, _("deleted")),
+        (PURGED, _("purged")),
+    ]
+
+    kind = models.CharField(_("event"), max_length=16, choices=KINDS)
+    method = models.CharField(_("method"), max_length=32, blank=True)
+    count = models.PositiveIntegerField(_("guests"), default=1)
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("guest event")
+        verbose_name_plural = _("guest events")
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.kind} at {self.at:%Y-%m-%d %H:%M}"

@@ -31,6 +31,10 @@ guest_linking = Signal()
 # sender: the user model; arguments: guest_id, user, request, result (a LinkResult).
 guest_linked = Signal()
 
+# A guest deleted itself (the API's delete/) or was deleted when it logged out.
+# Sent after commit. sender: the user model; arguments: user_id, request.
+guest_deleted = Signal()
+
 # A batch of stale guests was purged. Sent after each batch commits.
 # sender: the user model; arguments: user_ids (a list of primary keys).
 guests_purged = Signal()
