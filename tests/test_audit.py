@@ -68,7 +68,10 @@ class TestRecording:
                 create_guest()
                 raise RuntimeError("rolled back")
 
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with (
+            django_capture_on_commit_callbacks(execute=True) as callbacks,
+            pytest.raises(RuntimeError, match="rolled back"),
+        ):
             create_then_fail()
         assert callbacks == []
         assert events() == []
