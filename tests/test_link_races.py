@@ -100,3 +100,28 @@ def test_a_guest_deleted_while_being_linked() -> None:
         assert results[1] == "deleted"
         assert notes == 0  # the guest went with its data; nothing reached the account
     assert not Guest.objects.exists()
+
+
+def test_a_stale_guest_purged_while_being_linked() -> None:
+    """The real purge and a link race for one stale guest: all or nothing, either way."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from anonauth.purge import purge_guests
+
+    guest, member = guest_with_notes(), make_user()
+    Guest.objects.filter(user_id=guest.pk).update(last_seen=timezone.now() - timedelta(days=90))
+
+    results = run_together(lambda: link.link_guest(guest, member), purge_guests)
+    linked, purge = results
+    assert not isinstance(purge, Exception), purge
+    if isinstance(linked, link.LinkResult):
+        assert purge.purged == 0  # the locked guest was skipped
+        assert Note.objects.filter(author=member).count() == NOTES
+    else:
+        assert isinstance(linked, NotGuest), linked
+        assert purge.purged == 1
+        assert not Note.objects.exists()  # purged with its guest, none reached the account
+    assert Note.objects.count() in (0, NOTES)
+    assert not Guest.objects.exists()
