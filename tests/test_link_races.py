@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from anonauth import link
 from anonauth.exceptions import NotGuest
@@ -15,32 +12,11 @@ from anonauth.guests import create_guest
 from anonauth.models import Guest
 from tests.conftest import make_user
 from tests.linkapp.models import Note
+from tests.threads import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 NOTES = 50
-
-
-def run_together(*calls: Callable[[], Any]) -> list[Any]:
-    """Run ``calls`` in threads released at the same moment; return results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = call()
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def guest_with_notes() -> Any:

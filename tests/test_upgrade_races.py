@@ -16,6 +16,7 @@ from anonauth.exceptions import AnonAuthError, EmailInUse, NotGuest
 from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
 from anonauth.upgrade import upgrade_guest
+from tests.threads import BARRIER_TIMEOUT, run_together
 
 pytestmark = [
     pytest.mark.postgres,
@@ -28,35 +29,14 @@ pytestmark = [
 
 UPGRADE_URL = "/auth/anonymous/upgrade/"
 PASSWORD = "correct horse battery staple"
-BARRIER_TIMEOUT = 30  # seconds; only reached if the code under test deadlocks
-
-
-def run_together(*tasks: Callable[[], Any]) -> list[Any]:
-    """Run ``tasks`` in threads released at the same moment; return results or errors."""
-    barrier = threading.Barrier(len(tasks), timeout=BARRIER_TIMEOUT)
-    results: list[Any] = [None] * len(tasks)
-
-    def run(index: int, task: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[index] = task()
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, t)) for i, t in enumerate(tasks)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def upgrade_task(user_id: Any, email: str, password: str = PASSWORD) -> Callable[[], Any]:
+    """An upgrade of a user that is a guest now; in the race it may no longer be one."""
+    assert is_guest(get_user_model().objects.get(pk=user_id))
+
     def task() -> Any:
         user = get_user_model().objects.get(pk=user_id)
-        assert is_guest(user)
         return upgrade_guest(user, email=email, password=password)
 
     return task

@@ -57,28 +57,31 @@ class GuestsWelcomeMixin:
         return response
 
 
-class SignupView(GuestsWelcomeMixin, AllauthSignupView):  # type: ignore[misc]
-    """allauth's signup page (``account_signup``); a guest's signup upgrades it."""
+def _guarded_entry(action: str) -> Any:
+    """``dispatch_for_guest`` with what allauth's own ``dispatch`` adds (skipped for
+    guests): its rate limit for ``action``, no caching, no passwords in error reports."""
 
-    @method_decorator(rate_limit(action="signup"))
+    @method_decorator(rate_limit(action=action))
     @_sensitive
     @method_decorator(never_cache)
     def dispatch_for_guest(
-        self, request: HttpRequest, *args: Any, **kwargs: Any
+        self: GuestsWelcomeMixin, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
-        return super().dispatch_for_guest(request, *args, **kwargs)
+        return GuestsWelcomeMixin.dispatch_for_guest(self, request, *args, **kwargs)
+
+    return dispatch_for_guest
+
+
+class SignupView(GuestsWelcomeMixin, AllauthSignupView):  # type: ignore[misc]
+    """allauth's signup page (``account_signup``); a guest's signup upgrades it."""
+
+    dispatch_for_guest = _guarded_entry("signup")
 
 
 class LoginView(GuestsWelcomeMixin, AllauthLoginView):  # type: ignore[misc]
     """allauth's login page (``account_login``); a guest's login links it into the account."""
 
-    @method_decorator(rate_limit(action="login"))
-    @_sensitive
-    @method_decorator(never_cache)
-    def dispatch_for_guest(
-        self, request: HttpRequest, *args: Any, **kwargs: Any
-    ) -> HttpResponseBase:
-        return super().dispatch_for_guest(request, *args, **kwargs)
+    dispatch_for_guest = _guarded_entry("login")
 
 
 class SocialSignupView(GuestsWelcomeMixin, AllauthSocialSignupView):  # type: ignore[misc]
