@@ -190,3 +190,57 @@ def test_a_guest_signs_into_an_existing_account_and_the_carts_merge(page: Page) 
     assert not Guest.objects.exists()  # linked into the account, then deleted
     assert Cart.objects.get().owner == customer  # the guest's cart was merged, then dropped
     shot(page, "11-merged-cart")
+
+
+def test_staff_sees_the_guests_and_the_activity_chart(
+    chromium: Browser, page: Page, live_server: Any
+) -> None:
+    """Real events from the shop (created, upgraded, linked, purged), then the admin."""
+    from datetime import timedelta
+
+    from anonauth.purge import purge_guests
+    from example_project.shop.management.commands.seed_demo import (
+        STAFF_PASSWORD,
+        STAFF_USERNAME,
+    )
+
+    add_to_cart(page, "Mug")  # a guest that creates an account
+    page.locator("#upgrade-link").click()
+    page.get_by_label("Email").fill("shopper@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("Your account is ready")).to_be_visible()
+
+    linking = chromium.new_context(base_url=live_server.url)  # a guest that logs in
+    linking_page = linking.new_page()
+    add_to_cart(linking_page, "Grinder")
+    linking_page.goto("/accounts/login/")
+    linking_page.get_by_label("Username").fill(CUSTOMER_USERNAME)
+    linking_page.get_by_label("Password").fill(CUSTOMER_PASSWORD)
+    linking_page.get_by_role("button", name="Log in").click()
+    expect(linking_page.get_by_text(f"Signed in as {CUSTOMER_USERNAME}")).to_be_visible()
+    linking.close()
+
+    leaving = chromium.new_context(base_url=live_server.url)  # a guest that never returns
+    add_to_cart(leaving.new_page(), "Mug")
+    leaving.close()
+    assert purge_guests(older_than=timedelta(0)).purged == 1
+
+    staff = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 1100, "height": 560}, locale="en-US"
+    )
+    admin = staff.new_page()
+    admin.goto("/admin/login/?next=/admin/anonauth/guest/")
+    admin.get_by_label("Username").fill(STAFF_USERNAME)
+    admin.get_by_label("Password").fill(STAFF_PASSWORD)
+    admin.get_by_role("button", name="Log in").click()
+    expect(admin.get_by_role("link", name="Activity")).to_be_visible()
+    shot(admin, "12-admin-guests")
+
+    admin.get_by_role("link", name="Activity").click()
+    expect(admin.locator("#activity-chart")).to_be_visible()
+    expect(admin.locator("#activity-chart rect")).to_have_count(4)  # today: four kinds
+    expect(admin.locator("#activity-totals td")).to_have_text(["3", "1", "1", "1", "0"])
+    expect(admin.locator("#conversion-rate")).to_have_text("67%")
+    shot(admin, "13-admin-activity")
+    staff.close()
