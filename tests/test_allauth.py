@@ -407,6 +407,25 @@ def test_headless_login_still_refuses_registered_users(client: Client) -> None:
     assert response.status_code == 409
 
 
+@override_settings(ACCOUNT_LOGIN_BY_CODE_ENABLED=True)
+def test_login_by_code_links_the_guest(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+
+    requested = guest_browser.post("/accounts/login/code/", {"email": "owner@example.com"})
+    assert requested.status_code == 302, requested.content
+    code = re.search(r"^([A-Z0-9]{4}-[A-Z0-9]{4})$", mail.outbox[-1].body, re.MULTILINE)
+    assert code is not None, mail.outbox[-1].body
+    confirmed = guest_browser.post(requested["Location"], {"code": code.group(1)})
+
+    assert confirmed.status_code == 302, confirmed.content
+    assert_linked_into(guest_browser, owner)
+
+
+def test_login_code_views_still_turn_registered_users_away(client: Client) -> None:
+    client.force_login(registered_user("owner@example.com"))
+    assert client.get("/accounts/login/code/").status_code == 302
+
+
 @override_settings(ACCOUNT_ADAPTER="allauth.account.adapter.DefaultAccountAdapter")
 def test_social_adapter_needs_the_account_adapter(guest_browser: Client) -> None:
     with pytest.raises(ImproperlyConfigured, match="ACCOUNT_ADAPTER"):

@@ -15,6 +15,16 @@ urlpatterns = [
         name="socialaccount_signup",
     ),
     path("accounts/login/", guest_views.LoginView.as_view(), name="account_login"),
+    path(
+        "accounts/login/code/",
+        guest_views.request_login_code,
+        name="account_request_login_code",
+    ),
+    path(
+        "accounts/login/code/confirm/",
+        guest_views.confirm_login_code,
+        name="account_confirm_login_code",
+    ),
     path("accounts/", include("allauth.urls")),
     path(
         "_allauth/browser/v1/auth/signup",

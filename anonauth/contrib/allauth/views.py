@@ -11,6 +11,8 @@ place (the adapters), a guest's login links it into the account (anonauth's
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from allauth.account.adapter import get_adapter as get_account_adapter
@@ -18,6 +20,8 @@ from allauth.account.internal import flows
 from allauth.account.mixins import RedirectAuthenticatedUserMixin
 from allauth.account.views import LoginView as AllauthLoginView
 from allauth.account.views import SignupView as AllauthSignupView
+from allauth.account.views import confirm_login_code as allauth_confirm_login_code
+from allauth.account.views import request_login_code as allauth_request_login_code
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.decorators import rate_limit
 from allauth.headless.account.views import LoginView as AllauthHeadlessLoginView
@@ -26,6 +30,7 @@ from allauth.headless.base.response import AuthenticationResponse, ForbiddenResp
 from allauth.socialaccount.internal.flows.signup import get_pending_signup
 from allauth.socialaccount.views import SignupView as AllauthSocialSignupView
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -127,3 +132,27 @@ class HeadlessLoginView(AllauthHeadlessLoginView):  # type: ignore[misc]
             request, self.input.cleaned_data, self.input.login
         )
         return AuthenticationResponse.from_response(request, response)  # type: ignore[no-any-return]
+
+
+def guest_as_visitor(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Let a guest into an allauth sign-in view as if it were an anonymous visitor.
+
+    allauth turns signed-in visitors away from its sign-in steps; a guest is signed in,
+    but has no account yet. The view sees an anonymous user while the session, and so
+    the guest in it, stays: the ``login()`` at the end of the flow links the guest
+    into the account like any other login.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if is_guest(request.user):
+            request.user = AnonymousUser()
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+#: allauth's login-by-code steps (``account_request_login_code``,
+#: ``account_confirm_login_code``), open to guests.
+request_login_code = guest_as_visitor(allauth_request_login_code)
+confirm_login_code = guest_as_visitor(allauth_confirm_login_code)
