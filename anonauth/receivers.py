@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
 
 from anonauth.conf import conf
+from anonauth.exceptions import DeletionBlocked
 from anonauth.guests import FLUSHED_GUEST_ATTR, delete_guest, is_guest
 from anonauth.link import link_at_sign_in, link_attempted
+
+logger = logging.getLogger("anonauth")
 
 
 def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -17,8 +21,13 @@ def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) 
 
     Not when the logout is a step of signing into an account the guest was linked
     into (or failed to be: then its data waits, intact, for the purge)."""
-    if conf.DELETE_ON_LOGOUT and is_guest(user) and not link_attempted(request):
+    if not (conf.DELETE_ON_LOGOUT and is_guest(user)) or link_attempted(request):
+        return
+    try:
         delete_guest(user)
+    except DeletionBlocked as blocked:
+        # Other data protects it: the logout goes on, the purge reports the guest.
+        logger.warning("anonauth: guest %s logged out and was kept: %s", user.pk, blocked)
 
 
 def link_guest_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -29,9 +38,7 @@ def link_guest_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> 
     """
     guest_id = getattr(request, FLUSHED_GUEST_ATTR, None)
     if guest_id is None or str(guest_id) == str(user.pk) or link_attempted(request):
-        return
-    if is_guest(user):
-        return
+        return  # (a guest signing into a guest is refused by link_guest itself)
     guest = get_user_model()._base_manager.filter(pk=guest_id).first()
     if guest is not None:
         link_at_sign_in(guest, user, request)

@@ -13,7 +13,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError
 from django.http import HttpRequest
-from django.test import RequestFactory, override_settings
+from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 
 from anonauth import guests, signals
@@ -326,6 +326,20 @@ class TestLogout:
         user = guests.ensure_guest(request)
         logout(request)
         assert Guest.objects.filter(user=user).exists()
+
+    def test_a_protected_guest_logs_out_and_is_kept(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Data that PROTECTs the guest blocks its deletion, never the logout."""
+        from tests.testapp.models import Invoice
+
+        client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
+        client.cookies["seen"] = "1"
+        guest_id = client.get("/guest-fn/").json()["id"]
+        Invoice.objects.create(customer_id=guest_id)
+        response = client.post("/accounts/logout/")
+        assert response.status_code == 200  # LogoutView's page: no LOGOUT_REDIRECT_URL here
+        assert Guest.objects.filter(user_id=guest_id).exists()
+        assert client.get("/auth/anonymous/session/").status_code == 401
+        assert "logged out and was kept" in caplog.text
 
     def test_registered_users_are_untouched(self, member: Any) -> None:
         request = browser_request()
