@@ -154,6 +154,7 @@ def bar_chart(series: list[audit.Day]) -> dict[str, Any]:
         "legend": legend,
         "peak": peak,
         "width": len(series) * DAY_WIDTH,
+        "bar_width": BAR_WIDTH - 1,
         "height": CHART_HEIGHT,
     }
 

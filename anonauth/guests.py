@@ -299,19 +299,20 @@ def _identity_fields(model: type[Any]) -> dict[str, Any]:
     """Username and email values for a new guest, respecting the model's fields."""
     username_name: str = model.USERNAME_FIELD
     email_name: str = model.get_email_field_name()
-    email_field = _field_or_none(model, email_name)
+    email_field = model_field(model, email_name)
     fields: dict[str, Any] = {}
     if email_field is not None and _needs_email(email_field):
         local = _generate_username(max_length=64)
         fields[email_name] = f"{local}@{conf.EMAIL_DOMAIN}"
     if username_name not in fields:
-        username_field = _field_or_none(model, username_name)
+        username_field = model_field(model, username_name)
         max_length = getattr(username_field, "max_length", None) or 150
         fields[username_name] = _generate_username(max_length=max_length)
     return fields
 
 
-def _field_or_none(model: type[Any], name: str) -> models.Field[Any, Any] | None:
+def model_field(model: type[Any], name: str) -> models.Field[Any, Any] | None:
+    """The field ``name`` of ``model``, or ``None`` if it has none (or only a relation)."""
     try:
         field = model._meta.get_field(name)
     except FieldDoesNotExist:
@@ -405,8 +406,7 @@ def move_to_new_session(request: HttpRequest) -> None:
     The authenticated session gets a key nobody could have planted (against session
     fixation), while the anonymous session is left as it is: concurrent requests still
     carrying its cookie keep its data and claim the same guest. Expired sessions go
-    with ``clearsessions`` as usual. Saving the new session costs the queries of one
-    session creation; nothing is deleted.
+    with ``clearsessions`` as usual; nothing is deleted here.
     """
     old = request.session
     if old.session_key is None:

@@ -66,10 +66,3 @@ class LinkResultSerializer(serializers.Serializer[Any]):
     user = UserSerializer()
     moved = serializers.DictField(child=serializers.IntegerField(min_value=0))
     dropped = serializers.DictField(child=serializers.IntegerField(min_value=0))
-
-
-class ErrorSerializer(serializers.Serializer[Any]):
-    """Every error the API returns: a stable ``code`` and a human ``detail``."""
-
-    code = serializers.CharField()
-    detail = serializers.JSONField()

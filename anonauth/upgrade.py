@@ -19,7 +19,7 @@ from django.apps import apps
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model, password_validation
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.hashers import make_password
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connections, router, transaction
 from django.http import HttpRequest
@@ -35,7 +35,7 @@ from anonauth.exceptions import (
     PasswordInvalid,
     UsernameInUse,
 )
-from anonauth.guests import SEEN_SESSION_KEY, is_guest, rotate_session_key
+from anonauth.guests import SEEN_SESSION_KEY, is_guest, model_field, rotate_session_key
 from anonauth.models import Guest
 
 if TYPE_CHECKING:
@@ -252,11 +252,8 @@ def _check_field_names(model: Any, fields: dict[str, Any], email_field: str) -> 
 
 
 def _field(model: Any, name: str) -> Any:
-    try:
-        field = model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return None
-    return field if getattr(field, "concrete", False) else None
+    field = model_field(model, name)
+    return field if field is not None and field.concrete else None
 
 
 def _candidate(user: Any, values: dict[str, Any]) -> Any:
