@@ -24,4 +24,4 @@ CACHES = {
     }
 }
 RATELIMIT_CACHE_PREFIX = os.environ["RATELIMIT_CACHE_PREFIX"]
-ANONAUTH_RATE_LIMIT = "3/m"
+ANONAUTH_RATE_LIMIT = "3/h"  # a long window: no reset can fall between the requests

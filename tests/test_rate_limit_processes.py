@@ -1,7 +1,7 @@
 """With Redis as the cache, the guest rate limit is shared by separate web processes.
 
 Two gunicorn processes serve the same project (a SQLite file, Redis as the default
-cache, ``ANONAUTH_RATE_LIMIT = "3/m"``); sign-ins from one address alternate between
+cache, ``ANONAUTH_RATE_LIMIT = "3/h"``); sign-ins from one address alternate between
 them, and the fourth is refused whichever process answers it.
 """
 
@@ -131,4 +131,4 @@ def test_the_rate_limit_counts_across_processes(tmp_path: Path) -> None:
     for status, body, retry_after in answers[3:]:
         assert (status, body.get("code")) == (429, "rate_limited"), body
         assert retry_after is not None
-        assert 1 <= int(retry_after) <= 60
+        assert 1 <= int(retry_after) <= 3600
