@@ -7,33 +7,22 @@ import hashlib
 import logging
 import re
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.contrib.auth import (
-    BACKEND_SESSION_KEY,
-    HASH_SESSION_KEY,
-    SESSION_KEY,
-    get_user_model,
-)
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
-from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
-from django.middleware.csrf import rotate_token
 from django.utils import timezone
-from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
 from django_ratelimit.core import get_usage
 
-from anonauth import signals
+from anonauth import db, sessions, signals, state
 from anonauth.conf import conf
 from anonauth.exceptions import (
     AlreadyAuthenticated,
@@ -46,7 +35,7 @@ from anonauth.exceptions import (
     NotGuest,
     RateLimited,
 )
-from anonauth.models import SESSION_KEY_MAX_LENGTH, Guest
+from anonauth.models import Guest
 
 logger = logging.getLogger("anonauth")
 
@@ -57,13 +46,10 @@ if TYPE_CHECKING:
     User = AbstractBaseUser
     AnyUser = AbstractBaseUser | AnonymousUser
 
-# Session key holding the time (epoch seconds) of the guest's last recorded activity.
-# Its presence marks a guest session; the middleware touches ``last_seen`` from it.
-SEEN_SESSION_KEY = "_anonauth_seen"
-# Request attribute naming the guest whose session ``login()`` flushed (for linking).
-FLUSHED_GUEST_ATTR = "anonauth_flushed_guest_id"
 # Cookie set for a visitor refused only for sending no cookie, so its next request qualifies.
 PROBE_COOKIE = "anonauth"
+# The refusal code of a client that sent no cookie (it gets the probe cookie).
+NO_COOKIE = "no_cookie"
 RATE_LIMIT_GROUP = "anonauth.create_guest"
 # Concurrent requests carrying one cookie may claim the guest created for that cookie
 # within this window; after it a reused cookie gets a guest of its own. Short, so that
@@ -91,7 +77,7 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
 
     The lazy path's admission gates apply: when one refuses, the visitor stays
     anonymous, the anonymous user is returned and the refusal is kept on
-    ``request.anonauth_refusal`` for the view to show. Idempotent and race-safe:
+    ``request.anonauth.refusal`` for the view to show. Idempotent and race-safe:
     concurrent requests carrying the same cookie get the same guest.
     """
     user: AnyUser = request.user
@@ -101,11 +87,11 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
         check_admission(request, lazy=True)
         return sign_in_new_guest(request)[0]
     except GuestRefused as refusal:
-        request.anonauth_refusal = refusal  # type: ignore[attr-defined]
+        state.refuse(request, refusal)
     except DatabaseError:
         # Rolled back: no user or guest row is left. The visitor browses on anonymously.
         logger.exception("anonauth: creating a guest failed")
-        request.anonauth_refusal = GuestUnavailable()  # type: ignore[attr-defined]
+        state.refuse(request, GuestUnavailable())
     return user
 
 
@@ -127,30 +113,35 @@ def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
 
 def sign_in_new_guest(request: HttpRequest) -> tuple[User, bool]:
     """Create (or claim, in a race) the guest for this request's cookie and log it in."""
-    session_key = _choose_session_key()
+    session_key = sessions.choose_guest_session_key()
     user, created = _create_guest_user(
         creation_key=_creation_key(request), session_key=session_key, request=request
     )
-    start_guest_session(request, user, session_key=session_key)
+    sessions.start_guest_session(request, user, session_key=session_key)
     return user, created
 
 
 def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
-    """Delete a guest and everything that cascades from it; end its session."""
+    """Delete a guest and everything that cascades from it; end its session.
+
+    Raises :class:`NotGuest` if ``user`` is not (or, once locked, no longer) a guest,
+    :class:`DeletionBlocked` if a protecting relation keeps it.
+    """
     if not is_guest(user):
         raise NotGuest()
     user_id, sender = user.pk, type(user)
     try:
-        with transaction.atomic():
-            user.delete()
+        with db.atomic():
+            if not db.lock_guest(user_id):
+                raise NotGuest()  # upgraded, linked or purged meanwhile
+            user.delete(using=db.alias())
             signals.send_after_commit(
                 signals.guest_deleted, sender, user_id=user_id, request=request
             )
     except (ProtectedError, RestrictedError) as error:
         raise DeletionBlocked(str(error.args[0])) from error
     if request is not None:
-        request.session.flush()
-        request.user = AnonymousUser()
+        sessions.end(request)
 
 
 # Admission gates
@@ -176,7 +167,7 @@ def _check_client(request: HttpRequest) -> None:
     if blocked_user_agent(request.headers.get("User-Agent", "")):
         raise ClientRefused("This user agent gets no guest.", code="user_agent_refused")
     if conf.REQUIRE_COOKIE and not request.COOKIES and not request.session.session_key:
-        raise ClientRefused("Clients that keep no cookies get no guest.", code="no_cookie")
+        raise ClientRefused("Clients that keep no cookies get no guest.", code=NO_COOKIE)
 
 
 def blocked_user_agent(user_agent: str) -> bool:
@@ -236,9 +227,9 @@ def _create_guest_user(
     """
     for attempt in range(USERNAME_ATTEMPTS):
         try:
-            with transaction.atomic():
+            with db.atomic():
                 user = _insert_user()
-                guest = Guest.objects.create(
+                guest = Guest.objects.using(db.alias()).create(
                     user_id=user.pk, creation_key=creation_key, session_key=session_key
                 )
         except IntegrityError:
@@ -260,7 +251,8 @@ def _claim(creation_key: str | None) -> User | None:
     if creation_key is None:
         return None
     guest = (
-        Guest.objects.select_related("user")
+        db.guests()
+        .select_related("user")
         .filter(creation_key=creation_key, created_at__gte=timezone.now() - CLAIM_WINDOW)
         .first()
     )
@@ -269,7 +261,7 @@ def _claim(creation_key: str | None) -> User | None:
 
 def _usable_key(creation_key: str | None) -> str | None:
     """Drop a creation key that an old guest still holds, so the insert can succeed."""
-    if creation_key is not None and Guest.objects.filter(creation_key=creation_key).exists():
+    if creation_key is not None and db.guests().filter(creation_key=creation_key).exists():
         return None
     return creation_key
 
@@ -291,7 +283,7 @@ def _insert_user() -> User:
     model = get_user_model()
     user = model(**_identity_fields(model))
     user.set_unusable_password()
-    user.save()
+    user.save(using=db.alias())
     return user
 
 
@@ -349,144 +341,3 @@ def generate_username(*, max_length: int) -> str:
     prefix = GUEST_PREFIX if max_length >= len(GUEST_PREFIX) + 12 else ""
     length = min(20, max_length - len(prefix))
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
-
-
-# Sessions
-
-
-def start_guest_session(request: HttpRequest, user: User, *, session_key: str = "") -> None:
-    """Log ``user`` in on ``request`` as a guest: a new session key, the data kept.
-
-    Like :func:`django.contrib.auth.login` without its ``user_logged_in`` signal (a
-    guest presents no credential, so ``last_login`` and login receivers don't apply);
-    listen to ``guest_created`` instead.
-    ``session_key``, when given, is the key of the new session (the guest row names it).
-    """
-    move_to_new_session(request)
-    session = request.session
-    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
-    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session[SEEN_SESSION_KEY] = int(time.time())
-    session.set_expiry(conf.SESSION_AGE)
-    _save_new_session(session, user, session_key)
-    request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
-    rotate_token(request)
-
-
-def _choose_session_key() -> str:
-    """Pick the key of the session a new guest will get, so the guest row can name it
-    (the purge deletes the session with the guest). Cookie-stored sessions have no
-    server-side key. No query: a collision, astronomically unlikely, is caught when the
-    session is inserted."""
-    if issubclass(import_module(settings.SESSION_ENGINE).SessionStore, CookieSessionStore):
-        return ""
-    return get_random_string(32, VALID_KEY_CHARS)
-
-
-def _save_new_session(session: SessionBase, user: User, session_key: str) -> None:
-    """Insert the guest's session with its data now, under the key the guest row names.
-
-    The response saves it once more (that write sets the cookie). If the key was taken
-    after all, the session gets another one and the guest row follows it.
-    """
-    if not session_key:
-        return
-    session._session_key = session_key  # validated by SessionBase's setter
-    try:
-        session.save(must_create=True)
-    except CreateError:
-        session.create()
-        Guest.objects.filter(user_id=user.pk).update(session_key=session.session_key or "")
-
-
-def move_to_new_session(request: HttpRequest) -> None:
-    """Carry an anonymous session's data over to a new session with a new key.
-
-    The authenticated session gets a key nobody could have planted (against session
-    fixation), while the anonymous session is left as it is: concurrent requests still
-    carrying its cookie keep its data and claim the same guest. Expired sessions go
-    with ``clearsessions`` as usual; nothing is deleted here.
-    """
-    old = request.session
-    if old.session_key is None:
-        return
-    engine = import_module(settings.SESSION_ENGINE)
-    request.session = engine.SessionStore()
-    request.session.update(dict(old.items()))
-
-
-def rotate_session_key(request: HttpRequest) -> None:
-    """Give the session a new key, keeping its data; the old session is deleted.
-
-    For sessions that are already authenticated (an upgrade): the old key must stop
-    working. The old session is deleted now; the new key is created when the response saves
-    the session, which saves the query :meth:`SessionBase.cycle_key` spends.
-    """
-    session = request.session
-    if session.session_key is None:
-        return
-    data = dict(session.items())
-    session.flush()
-    session.update(data)
-
-
-def watch_session(request: HttpRequest) -> None:
-    """Note which guest a session belonged to when it is flushed, before ``login()``
-    replaces it, so the login can link that guest (see ``receivers.link_guest_on_login``).
-
-    Wraps the session's ``flush``/``aflush`` on this request only: no query, and
-    nothing at all for requests without a session key.
-    """
-    session = getattr(request, "session", None)
-    if session is None or session.session_key is None:
-        return
-    flush, aflush = session.flush, session.aflush
-
-    def noting_flush() -> None:
-        if session.get(SEEN_SESSION_KEY) is not None:
-            setattr(request, FLUSHED_GUEST_ATTR, session.get(SESSION_KEY))
-        flush()
-
-    async def noting_aflush() -> None:
-        if await session.aget(SEEN_SESSION_KEY) is not None:
-            setattr(request, FLUSHED_GUEST_ATTR, await session.aget(SESSION_KEY))
-        await aflush()
-
-    session.flush = noting_flush
-    session.aflush = noting_aflush
-
-
-def touch_due(request: HttpRequest) -> bool:
-    """Whether the guest's ``last_seen`` is due a write, decided from the loaded session.
-
-    Only a session the request has already read counts: this costs no query.
-    """
-    session = getattr(request, "session", None)
-    if session is None or not session.accessed:
-        return False
-    seen = session.get(SEEN_SESSION_KEY)
-    return seen is not None and time.time() - seen >= conf.TOUCH_INTERVAL
-
-
-def _server_key(session: SessionBase) -> str:
-    key = session.session_key
-    if isinstance(session, CookieSessionStore) or key is None or len(key) > SESSION_KEY_MAX_LENGTH:
-        return ""
-    return key
-
-
-def touch(request: HttpRequest) -> None:
-    """Write ``last_seen`` for the guest signed in on ``request`` (one UPDATE).
-
-    A session whose user is no longer a guest loses its marker. The middleware calls
-    this when :func:`touch_due` says so, at most once per ``ANONAUTH_TOUCH_INTERVAL``.
-    """
-    session = request.session
-    updated = Guest.objects.filter(user_id=str(session.get(SESSION_KEY))).update(
-        last_seen=timezone.now(), creation_key=None, session_key=_server_key(session)
-    )
-    if updated:
-        session[SEEN_SESSION_KEY] = int(time.time())
-    else:
-        del session[SEEN_SESSION_KEY]

@@ -17,16 +17,15 @@ from operator import or_
 from typing import Any
 
 from django.apps import apps
-from django.contrib.auth import authenticate, get_user_model
-from django.db import models, transaction
+from django.contrib.auth import authenticate, get_user_model, login
+from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
 
-from anonauth import signals
+from anonauth import db, signals, state
 from anonauth.conf import conf
 from anonauth.exceptions import InvalidCredentials, LinkConflict, NotGuest
 from anonauth.guests import check_rate, is_guest
-from anonauth.models import Guest
 
 logger = logging.getLogger("anonauth")
 
@@ -38,7 +37,6 @@ CONFLICT_POLICIES = (KEEP_TARGET, KEEP_GUEST, ERROR)
 # Permissions are the account's own: a PermissionsMixin's m2m fields are never moved.
 PERMISSION_FIELDS = frozenset({"groups", "user_permissions"})
 LINK_RATE_LIMIT_GROUP = "anonauth.link"
-LINK_ATTEMPTED_ATTR = "anonauth_link_attempted"
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class Relation:
     field_name: str
 
     def rows(self, user: Any) -> models.QuerySet[Any]:
-        return self.model._base_manager.filter(**{self.field_name: user})
+        return self.model._base_manager.using(db.alias()).filter(**{self.field_name: user})
 
     def unique_sets(self) -> list[tuple[list[str], Q | None]]:
         """The other fields of each unique constraint that includes this field."""
@@ -78,19 +76,20 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
     a guest or ``user`` is one, :class:`LinkConflict` under the ``error`` policy; any
     error rolls everything back.
     """
-    if guest.pk == user.pk or Guest.objects.filter(user_id=user.pk).exists():
+    if guest.pk == user.pk or db.guests().filter(user_id=user.pk).exists():
         raise NotGuest("A guest can only be linked into a registered account.")
     result = LinkResult(guest_id=guest.pk, user_id=user.pk)
-    with transaction.atomic():
-        # Lock the flag: a concurrent link, upgrade or purge of this guest waits here.
-        if not Guest.objects.select_for_update().filter(user_id=guest.pk).exists():
+    with db.atomic():
+        # The one lock order (the user row, then the Guest row): a concurrent link,
+        # upgrade, delete or purge of this guest waits here, or is waited for.
+        if not db.lock_guest(guest.pk):
             raise NotGuest("This user is no longer a guest.")
         sender = type(user)
         signals.guest_linking.send(sender, guest=guest, user=user, request=request)
         for relation in relations_to_reassign():
             move(relation, guest, user, result)
         if conf.LINK_DELETE_GUEST:
-            guest.delete()
+            guest.delete(using=db.alias())
             result.guest_deleted = True
         signals.send_after_commit(
             signals.guest_linked,
@@ -111,7 +110,7 @@ def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult |
     the attempt, so the ``login()`` that follows does not link again and the sign-out
     some flows do first does not delete the guest (``ANONAUTH_DELETE_ON_LOGOUT``).
     """
-    setattr(request, LINK_ATTEMPTED_ATTR, True)
+    state.of(request).link_attempted = True
     try:
         return link_guest(guest, user, request=request)
     except NotGuest:
@@ -125,9 +124,26 @@ def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult |
         return None
 
 
+def link_with_credentials(
+    request: HttpRequest, login_name: str, password: str
+) -> tuple[Any, LinkResult]:
+    """Sign the request's guest into the account ``login_name``/``password`` names, merging
+    the guest into it: the link endpoint's whole flow. Returns ``(account, result)``.
+
+    The account is authenticated (rate limited, :class:`InvalidCredentials`), the guest
+    is linked (:func:`link_guest`: its errors propagate and leave the guest signed in and
+    intact), then the account is logged in on ``request``.
+    """
+    account = authenticate_account(request, login_name, password)
+    result = link_guest(request.user, account, request=request)
+    state.of(request).link_attempted = True  # the login() below must not link again
+    login(request, account)
+    return account, result
+
+
 def link_attempted(request: HttpRequest | None) -> bool:
     """Whether this request already linked (or tried to link) a guest."""
-    return bool(getattr(request, LINK_ATTEMPTED_ATTR, False))
+    return request is not None and state.of(request).link_attempted
 
 
 def move(relation: Relation, guest: Any, user: Any, result: LinkResult) -> None:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from importlib import import_module
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
+from anonauth import sessions, state
 from anonauth.decorators import is_guest_allowed
-from anonauth.guests import PROBE_COOKIE, ensure_guest, touch, touch_due, watch_session
-
-SESSION_TOKEN_HEADER = "X-Session-Token"
+from anonauth.guests import NO_COOKIE, PROBE_COOKIE, ensure_guest
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
@@ -39,20 +37,18 @@ class GuestMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        use_session_token(request)
-        watch_session(request)
+        start(request)
         response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
-        if touch_due(request):
-            touch(request)
+        if sessions.touch_due(request):
+            sessions.touch(request)
         set_probe_cookie(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        use_session_token(request)
-        watch_session(request)
+        start(request)
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
-        if touch_due(request):
-            await sync_to_async(touch)(request)
+        if sessions.touch_due(request):
+            await sync_to_async(sessions.touch)(request)
         set_probe_cookie(request, response)
         return response
 
@@ -68,24 +64,18 @@ class GuestMiddleware:
             ensure_guest(request)
 
 
-def use_session_token(request: HttpRequest) -> None:
-    """Authenticate an app client by its ``X-Session-Token`` header instead of a cookie.
-
-    The header names the session like the cookie would; a browser cannot be made to
-    send a custom header cross-site, so such requests are exempt from CSRF checks.
-    """
-    token = request.headers.get(SESSION_TOKEN_HEADER)
-    if not token:
-        return
-    engine = import_module(settings.SESSION_ENGINE)
-    request.session = engine.SessionStore(token)
-    request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+def start(request: HttpRequest) -> None:
+    """Before the view, for sync and async requests alike (no query): the per-request
+    state, the session an app client names by header, and the watch for a login that
+    replaces a guest's session."""
+    state.of(request)
+    sessions.use_session_token(request)
+    sessions.note_guest_on_flush(request)
 
 
 def set_probe_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
     """Let a visitor refused only for sending no cookie qualify on its next request."""
-    refusal = getattr(request, "anonauth_refusal", None)
-    if refusal is not None and refusal.code == "no_cookie":
+    if state.of(request).refusal_code == NO_COOKIE:
         response.set_cookie(
             PROBE_COOKIE,
             secrets.token_urlsafe(16),  # random: it keys the creation race

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib.auth import get_user_model
-
+from anonauth import db, state
 from anonauth.conf import conf
 from anonauth.exceptions import DeletionBlocked
-from anonauth.guests import FLUSHED_GUEST_ATTR, delete_guest, is_guest
+from anonauth.guests import delete_guest, is_guest
 from anonauth.link import link_at_sign_in, link_attempted
 
 logger = logging.getLogger("anonauth")
@@ -36,9 +35,9 @@ def link_guest_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> 
     ``GuestMiddleware`` noted the guest when ``login()`` flushed its session. A failed
     link never breaks the login: the guest and its data stay, and the error is logged.
     """
-    guest_id = getattr(request, FLUSHED_GUEST_ATTR, None)
+    guest_id = None if request is None else state.of(request).replaced_guest_id
     if guest_id is None or str(guest_id) == str(user.pk) or link_attempted(request):
         return  # (a guest signing into a guest is refused by link_guest itself)
-    guest = get_user_model()._base_manager.filter(pk=guest_id).first()
+    guest = db.users().filter(pk=guest_id).first()
     if guest is not None:
         link_at_sign_in(guest, user, request)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
 from django.dispatch import Signal
+
+from anonauth import db
 
 logger = logging.getLogger("anonauth")
 
@@ -41,11 +42,12 @@ guests_purged = Signal()
 
 
 def send_after_commit(signal: Signal, sender: Any, **kwargs: Any) -> None:
-    """Send ``signal`` robustly once the current transaction commits; log failures."""
+    """Send ``signal`` robustly once the current transaction on anonauth's database
+    commits (at once outside a transaction); log failures."""
 
     def send() -> None:
         for receiver, result in signal.send_robust(sender, **kwargs):
             if isinstance(result, Exception):
                 logger.error("anonauth: signal receiver %r raised", receiver, exc_info=result)
 
-    transaction.on_commit(send)
+    db.on_commit(send)

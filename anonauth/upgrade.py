@@ -4,8 +4,8 @@
 upgrade — the core's and the django-allauth adapters' — so that every path locks,
 checks, signals and carries the session over the same way.
 
-Lock order, the same on every path: the user row, then the ``Guest`` row (deleted),
-then (PostgreSQL) an advisory lock on the new email address.
+Locks are taken in anonauth's one order (:mod:`anonauth.db`): the user row, then the
+``Guest`` row (deleted), then (PostgreSQL) an advisory lock on the new email address.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model, password_validation
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError
 from django.http import HttpRequest
-from django.middleware.csrf import rotate_token
 
-from anonauth import signals
+from anonauth import db, sessions, signals
 from anonauth.conf import conf
 from anonauth.exceptions import (
     AnonAuthError,
@@ -35,8 +34,7 @@ from anonauth.exceptions import (
     PasswordInvalid,
     UsernameInUse,
 )
-from anonauth.guests import SEEN_SESSION_KEY, is_guest, model_field, rotate_session_key
-from anonauth.models import Guest
+from anonauth.guests import is_guest, model_field
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -49,8 +47,6 @@ SOCIAL = "social"
 
 # Where Django caches the reverse one-to-one ``user.anonauth_guest``.
 GUEST_CACHE_NAME = "anonauth_guest"
-# First key of the PostgreSQL advisory lock taken on an email address ("anon").
-EMAIL_LOCK_NAMESPACE = 0x616E6F6E
 # Fields ``upgrade_guest`` sets itself, which ``**fields`` may not name.
 RESERVED_FIELDS = frozenset({"password", "last_login", "is_superuser", "is_staff", "is_active"})
 
@@ -113,12 +109,13 @@ def upgrading(
     and save its fields, then checks under a lock on the address that its email is
     used by no other account (:class:`EmailInUse`), so that of two upgrades racing
     for one address exactly one commits. After commit ``guest_upgraded`` is sent and,
-    with ``request``, the session is carried over (:func:`carry_session_over`).
+    with ``request``, the visitor goes on as the account
+    (:func:`anonauth.sessions.continue_as_account`).
     An exception rolls everything back and leaves ``user`` a guest.
     """
     model = user._meta.model
     try:
-        with transaction.atomic(using=router.db_for_write(model)):
+        with db.atomic():
             _remove_guest_flag(user)
             yield user
             _check_email_unique(user)
@@ -129,26 +126,7 @@ def upgrading(
         user._state.fields_cache.pop(GUEST_CACHE_NAME, None)  # is_guest() asks again
         raise
     if request is not None:
-        carry_session_over(request, user)
-
-
-def carry_session_over(request: HttpRequest, user: Any) -> None:
-    """Keep ``request``'s visitor signed in as the upgraded ``user``.
-
-    The session keeps its data under a new key (against fixation), its auth hash
-    follows the new password (or the visitor would be signed out), it loses the
-    guest marker and lifetime, and the CSRF token is rotated. A request signed in
-    as someone else (an admin upgrading a guest) is left alone.
-    """
-    session = request.session
-    if session.get(SESSION_KEY) != user._meta.pk.value_to_string(user):
-        return
-    rotate_session_key(request)
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.pop(SEEN_SESSION_KEY, None)
-    session.set_expiry(None)
-    rotate_token(request)
-    request.user = user
+        sessions.continue_as_account(request, user)
 
 
 def clean_email(email: str, model: Any = None) -> str:
@@ -202,11 +180,9 @@ def email_in_use(email: str, *, exclude_pk: Any = None) -> bool:
 
 
 def _remove_guest_flag(user: Any) -> None:
-    model = user._meta.model
-    list(model._default_manager.select_for_update().filter(pk=user.pk).values_list("pk"))
-    deleted, _ = Guest.objects.filter(user_id=user.pk).delete()
-    if not deleted:
-        raise NotGuest()
+    if not db.lock_guest(user.pk):
+        raise NotGuest()  # upgraded, linked or purged meanwhile
+    db.guests().filter(user_id=user.pk).delete()
     user._state.fields_cache[GUEST_CACHE_NAME] = None  # is_guest(user) is False now
 
 
@@ -214,21 +190,9 @@ def _check_email_unique(user: Any) -> None:
     email = getattr(user, user.get_email_field_name(), None)
     if not email:
         return
-    _lock_email(user._meta.model, email)
+    db.advisory_xact_lock(f"email:{email.lower()}")
     if email_in_use(email, exclude_pk=user.pk):
         raise EmailInUse()
-
-
-def _lock_email(model: Any, email: str) -> None:
-    """Serialize upgrades to one address until commit (PostgreSQL; elsewhere the
-    database serializes writers, or a unique constraint settles it)."""
-    connection = connections[router.db_for_write(model)]
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [EMAIL_LOCK_NAMESPACE, email.lower()]
-        )
 
 
 def _check_username_unique(user: Any, fields: dict[str, Any]) -> None:

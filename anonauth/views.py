@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib.auth import login
 from django.db import DatabaseError
-from django.http import HttpRequest
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -16,9 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests, link, upgrade
+from anonauth import guests, link, sessions, upgrade
 from anonauth.exceptions import AnonAuthError, GuestUnavailable, PasswordInvalid, RateLimited
-from anonauth.middleware import SESSION_TOKEN_HEADER
 from anonauth.permissions import IsGuest
 from anonauth.schema import documented
 from anonauth.serializers import (
@@ -110,13 +107,13 @@ def check_csrf(request: Request) -> None:
         raise exceptions.PermissionDenied(str(denied.detail), code="csrf_failed") from denied
 
 
-def session_token(request: HttpRequest) -> str | None:
-    """The session key for app clients (no cookies); ``None`` for cookie clients."""
-    if request.COOKIES and not request.headers.get(SESSION_TOKEN_HEADER):
-        return None
-    if request.session.session_key is None:
-        request.session.save()
-    return request.session.session_key
+def signed_in_as(user: Any, request: Request) -> dict[str, Any]:
+    """The body of a response that changed who is signed in: the user, and the session
+    token app clients must send from now on (``None`` for cookie clients)."""
+    return {
+        "user": UserSerializer(user).data,
+        "session_token": sessions.session_token(request._request),
+    }
 
 
 @documented(
@@ -143,7 +140,10 @@ class SignInView(AnonAuthAPIView):
 
     def post(self, request: Request) -> Response:
         user, created = guests.sign_in(request._request)
-        body = {"user": UserSerializer(user).data, "session_token": session_token(request._request)}
+        body = {
+            "user": UserSerializer(user).data,
+            "session_token": sessions.session_token(request._request),
+        }
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -209,7 +209,10 @@ class UpgradeView(AnonAuthAPIView):
         user = upgrade.upgrade_guest(
             request.user, request=request._request, **serializer.validated_data
         )
-        body = {"user": UserSerializer(user).data, "session_token": session_token(request._request)}
+        body = {
+            "user": UserSerializer(user).data,
+            "session_token": sessions.session_token(request._request),
+        }
         return Response(body)
 
 
@@ -235,13 +238,9 @@ class LinkView(AnonAuthAPIView):
     def post(self, request: Request) -> Response:
         data = LinkSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        django_request = request._request
-        account = link.authenticate_account(
-            django_request, data.validated_data["login"], data.validated_data["password"]
+        account, result = link.link_with_credentials(
+            request._request, data.validated_data["login"], data.validated_data["password"]
         )
-        result = link.link_guest(request.user, account, request=django_request)
-        setattr(django_request, link.LINK_ATTEMPTED_ATTR, True)  # login() must not link again
-        login(django_request, account)
         body = {
             "user": UserSerializer(account).data,
             "moved": result.moved,

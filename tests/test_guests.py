@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 
-from anonauth import guests, signals
+from anonauth import guests, sessions, signals, state
 from anonauth.exceptions import AlreadyAuthenticated, NotGuest
 from anonauth.models import Guest
 from example_project.shop.models import Cart
@@ -194,7 +194,8 @@ class TestEnsureGuest:
 class TestAdmissionGates:
     def refusal(self, request: HttpRequest) -> str | None:
         user = guests.ensure_guest(request)
-        refusal = getattr(request, "anonauth_refusal", None)
+        refusal = state.of(request).refusal
+        assert getattr(request, "anonauth_refusal", None) is refusal  # the deprecated name
         assert user.is_authenticated == (refusal is None)
         return refusal.code if refusal else None
 
@@ -352,36 +353,36 @@ class TestTouch:
     def signed_in(self, seen_ago: int) -> HttpRequest:
         request = browser_request()
         guests.ensure_guest(request)
-        request.session[guests.SEEN_SESSION_KEY] = int(time.time()) - seen_ago
+        request.session[sessions.SEEN_SESSION_KEY] = int(time.time()) - seen_ago
         Guest.objects.update(last_seen=timezone.now() - timedelta(days=3))
         return request
 
     def test_due_after_the_interval(self) -> None:
         request = self.signed_in(seen_ago=3601)
-        assert guests.touch_due(request)
-        guests.touch(request)
+        assert sessions.touch_due(request)
+        sessions.touch(request)
         guest = Guest.objects.get()
         assert timezone.now() - guest.last_seen < timedelta(minutes=1)
         assert guest.creation_key is None
-        assert not guests.touch_due(request)
+        assert not sessions.touch_due(request)
 
     def test_not_due_within_the_interval(self) -> None:
-        assert not guests.touch_due(self.signed_in(seen_ago=60))
+        assert not sessions.touch_due(self.signed_in(seen_ago=60))
 
     @override_settings(ANONAUTH_TOUCH_INTERVAL=30)
     def test_interval_setting(self) -> None:
-        assert guests.touch_due(self.signed_in(seen_ago=60))
+        assert sessions.touch_due(self.signed_in(seen_ago=60))
 
     def test_not_due_for_an_unread_session(self) -> None:
         request = self.signed_in(seen_ago=9999)
         request.session.accessed = False
-        assert not guests.touch_due(request)
+        assert not sessions.touch_due(request)
 
     def test_a_session_whose_guest_is_gone_loses_its_marker(self) -> None:
         request = self.signed_in(seen_ago=9999)
         Guest.objects.all().delete()
-        guests.touch(request)
-        assert guests.SEEN_SESSION_KEY not in request.session
+        sessions.touch(request)
+        assert sessions.SEEN_SESSION_KEY not in request.session
 
 
 class TestNoPasswordlessLogin:

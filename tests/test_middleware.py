@@ -11,7 +11,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import AsyncClient, Client, override_settings
 from django.utils import timezone
 
-from anonauth import guests
+from anonauth import guests, sessions
 from anonauth.models import Guest
 from tests.conftest import BROWSER_AGENT
 
@@ -102,7 +102,7 @@ def test_guest_session_lifetime_setting(browser: Client) -> None:
 class TestTouch:
     def age(self, browser: Client, *, seen_ago: int) -> None:
         session = SessionStore(browser.cookies["sessionid"].value)
-        session[guests.SEEN_SESSION_KEY] = int(time.time()) - seen_ago
+        session[sessions.SEEN_SESSION_KEY] = int(time.time()) - seen_ago
         session.save()
         Guest.objects.update(last_seen=timezone.now() - timedelta(days=2))
 

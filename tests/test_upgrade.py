@@ -26,8 +26,9 @@ from anonauth.exceptions import (
     PasswordInvalid,
     UsernameInUse,
 )
-from anonauth.guests import SEEN_SESSION_KEY, create_guest, is_guest
+from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
+from anonauth.sessions import SEEN_SESSION_KEY
 from anonauth.upgrade import upgrade_guest
 from example_project.shop.models import Cart, CartItem, Product
 

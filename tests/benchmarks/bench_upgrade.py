@@ -30,7 +30,7 @@ def guest_request(user: Any) -> Any:
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from anonauth.guests import start_guest_session
+    from anonauth.sessions import start_guest_session
 
     request = RequestFactory().post("/auth/anonymous/upgrade/")
     SessionMiddleware(lambda request: HttpResponse()).process_request(request)

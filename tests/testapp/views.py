@@ -10,13 +10,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from anonauth import state
 from anonauth.decorators import guest_allowed, registered_user_required
 from anonauth.guests import ensure_guest, is_guest
 
 
 def describe(request: HttpRequest) -> JsonResponse:
     user = request.user
-    refusal = getattr(request, "anonauth_refusal", None)
+    refusal = state.of(request).refusal
     return JsonResponse(
         {
             "id": user.pk,

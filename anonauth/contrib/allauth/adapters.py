@@ -15,20 +15,15 @@ from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.utils import has_verified_email
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.base import AuthProcess
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import rotate_token
 
-from anonauth.guests import is_guest, rotate_session_key
+from anonauth import db, sessions, state
+from anonauth.guests import is_guest
 from anonauth.link import link_at_sign_in
 from anonauth.upgrade import PASSWORD, SOCIAL, upgrading
-
-# Set on a request whose guest is upgrading through a social login: allauth signs
-# signed-in visitors out before a social login, which must not happen to this one.
-KEEP_SIGNED_IN_ATTR = "_anonauth_social_upgrade"
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
@@ -58,15 +53,15 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         return user
 
     def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
-        upgraded_here = kwargs.get("signup") and _signed_in_as(request, user)
+        upgraded_here = kwargs.get("signup") and sessions.signed_in_as(request, user)
         if upgraded_here and self._must_verify(user, kwargs):
-            sign_out_keeping_session(request)
+            sessions.sign_out_keeping_data(request)
         response: HttpResponse | None = super().pre_login(request, user, **kwargs)
         return response
 
     def logout(self, request: HttpRequest) -> None:
-        if getattr(request, KEEP_SIGNED_IN_ATTR, False):
-            return
+        if state.of(request).keep_signed_in:
+            return  # a guest upgrading through a social login
         super().logout(request)
 
     def _must_verify(self, user: Any, kwargs: dict[str, Any]) -> bool:
@@ -98,7 +93,8 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
         _require_account_adapter(request)
         # A guest has no account to connect to: its "connect" is a signup, in place.
         sociallogin.state["process"] = AuthProcess.LOGIN
-        setattr(request, KEEP_SIGNED_IN_ATTR, True)
+        # allauth signs signed-in visitors out before a social login: not this one.
+        state.of(request).keep_signed_in = True
 
     def new_user(self, request: HttpRequest, sociallogin: Any) -> Any:
         # Never the guest: allauth looks the social account up with this unsaved user.
@@ -136,25 +132,11 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
         link_at_sign_in(_reload(guest), user, request)
 
 
-def sign_out_keeping_session(request: HttpRequest) -> None:
-    """Sign the visitor out but keep the session's data (allauth's pending login lives
-    there), under a new session key and CSRF token. No ``user_logged_out``."""
-    rotate_session_key(request)
-    for key in (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY):
-        request.session.pop(key, None)
-    request.user = AnonymousUser()
-    rotate_token(request)
-
-
 def _reload(user: Any) -> Any:
     """A fresh instance of ``user`` for allauth to fill in: the request's own stays
     untouched if the signup fails. The guest flag comes in the same query."""
     model = user._meta.model
-    return model._default_manager.select_related("anonauth_guest").get(pk=user.pk)
-
-
-def _signed_in_as(request: HttpRequest, user: Any) -> bool:
-    return bool(request.session.get(SESSION_KEY) == user._meta.pk.value_to_string(user))
+    return model._default_manager.using(db.alias()).select_related("anonauth_guest").get(pk=user.pk)
 
 
 def _require_account_adapter(request: HttpRequest) -> None:

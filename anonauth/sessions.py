@@ -1,0 +1,282 @@
+"""Every session operation anonauth performs, in one place.
+
+- **The engine**: :func:`store_class` (the one ``import_module(SESSION_ENGINE)``),
+  :func:`is_cookie_store`.
+- **Guest sessions**: :func:`start_guest_session` logs a new guest in. A guest session
+  carries :data:`SEEN_SESSION_KEY`, the time of its last recorded activity; that key
+  marks it as a guest's.
+- **Key changes**, one function per meaning: :func:`start_fresh_session` (a new guest:
+  a new session, the anonymous one left in place), :func:`rotate_key` (an upgrade or a
+  sign-out that keeps the data: new key, the old session deleted), and the key the
+  guest row names (:func:`choose_guest_session_key`).
+- **Upgrades and sign-outs**: :func:`continue_as_account`,
+  :func:`sign_out_keeping_data`.
+- **Logins**: :func:`note_guest_on_flush` notes the guest a ``login()`` replaces.
+- **Activity**: :func:`touch_due`, :func:`touch`.
+- **App clients**: :func:`use_session_token` reads the ``X-Session-Token`` header,
+  :func:`session_token` issues it.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
+from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
+from django.http import HttpRequest
+from django.middleware.csrf import rotate_token
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from anonauth import db, state
+from anonauth.conf import conf
+from anonauth.models import SESSION_KEY_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+# Session key holding the time (epoch seconds) of the guest's last recorded activity.
+# Its presence marks a guest session; the middleware touches ``last_seen`` from it.
+SEEN_SESSION_KEY = "_anonauth_seen"
+# The header app clients (no cookies) send their session token in, as allauth headless.
+SESSION_TOKEN_HEADER = "X-Session-Token"
+AUTH_SESSION_KEYS = (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY)
+
+
+# The engine
+
+
+def store_class() -> type[SessionBase]:
+    """The ``SessionStore`` of ``SESSION_ENGINE``."""
+    store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
+    return store
+
+
+def is_cookie_store(store: type[SessionBase] | None = None) -> bool:
+    """Whether sessions live in the cookie itself (no server-side key to name)."""
+    return issubclass(store or store_class(), CookieSessionStore)
+
+
+# Guest sessions
+
+
+def choose_guest_session_key() -> str:
+    """Pick the key of the session a new guest will get, so the guest row can name it
+    (the purge deletes the session with the guest); ``""`` for cookie-stored sessions.
+
+    No query: a collision, astronomically unlikely, is caught when the session is
+    inserted (:func:`start_guest_session`)."""
+    return "" if is_cookie_store() else get_random_string(32, VALID_KEY_CHARS)
+
+
+def start_guest_session(
+    request: HttpRequest, user: AbstractBaseUser, *, session_key: str = ""
+) -> None:
+    """Log ``user`` in on ``request`` as a guest: a new session, the data kept.
+
+    Like :func:`django.contrib.auth.login` without its ``user_logged_in`` signal (a
+    guest presents no credential, so ``last_login`` and login receivers don't apply);
+    ``guest_created`` is sent instead. ``session_key`` (from
+    :func:`choose_guest_session_key`) is the new session's key, which the guest row names.
+    """
+    start_fresh_session(request)
+    session = request.session
+    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session[SEEN_SESSION_KEY] = int(time.time())
+    session.set_expiry(conf.SESSION_AGE)
+    _insert_under(session, user, session_key)
+    request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
+    rotate_token(request)
+
+
+def _insert_under(session: SessionBase, user: AbstractBaseUser, session_key: str) -> None:
+    """Insert the guest's session now, under the key the guest row names.
+
+    The response saves it once more (that write sets the cookie). If the key was taken
+    after all, the session gets another one and the guest row follows it.
+    """
+    if not session_key:
+        return
+    session._session_key = session_key  # validated by SessionBase's setter
+    try:
+        session.save(must_create=True)
+    except CreateError:
+        session.create()
+        db.guests().filter(user_id=user.pk).update(session_key=session.session_key or "")
+
+
+def start_fresh_session(request: HttpRequest) -> None:
+    """Carry an anonymous session's data over to a new session with a new key.
+
+    The authenticated session gets a key nobody could have planted (against session
+    fixation), while the anonymous session is left as it is: concurrent requests still
+    carrying its cookie keep its data and claim the same guest. Expired sessions go
+    with ``clearsessions`` as usual; nothing is deleted here.
+    """
+    old = request.session
+    if old.session_key is None:
+        return
+    request.session = store_class()()
+    request.session.update(dict(old.items()))
+
+
+def rotate_key(request: HttpRequest) -> None:
+    """Give the session a new key, keeping its data; the old session is deleted.
+
+    For sessions that are already authenticated (an upgrade): the old key must stop
+    working. The new key is created when the response saves the session, which saves
+    the query :meth:`SessionBase.cycle_key` spends.
+    """
+    session = request.session
+    if session.session_key is None:
+        return
+    data = dict(session.items())
+    session.flush()
+    session.update(data)
+
+
+# Upgrades and sign-outs
+
+
+def signed_in_as(request: HttpRequest, user: Any) -> bool:
+    """Whether ``request``'s session is signed in as ``user``."""
+    return bool(request.session.get(SESSION_KEY) == user._meta.pk.value_to_string(user))
+
+
+def continue_as_account(request: HttpRequest, user: Any) -> None:
+    """Keep ``request``'s visitor signed in as the upgraded ``user``.
+
+    The session keeps its data under a new key (against fixation), its auth hash
+    follows the new password (or the visitor would be signed out), it loses the
+    guest marker and lifetime, and the CSRF token is rotated. A request signed in
+    as someone else (an admin upgrading a guest) is left alone.
+    """
+    if not signed_in_as(request, user):
+        return
+    rotate_key(request)
+    session = request.session
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.pop(SEEN_SESSION_KEY, None)
+    session.set_expiry(None)
+    rotate_token(request)
+    request.user = user
+
+
+def sign_out_keeping_data(request: HttpRequest) -> None:
+    """Sign the visitor out but keep the session's data (allauth's pending login lives
+    there), under a new session key and CSRF token. No ``user_logged_out``."""
+    rotate_key(request)
+    for key in AUTH_SESSION_KEYS:
+        request.session.pop(key, None)
+    request.user = AnonymousUser()
+    rotate_token(request)
+
+
+def end(request: HttpRequest) -> None:
+    """End the session (data and all) and leave the visitor anonymous."""
+    request.session.flush()
+    request.user = AnonymousUser()
+
+
+# Logins
+
+
+def note_guest_on_flush(request: HttpRequest) -> None:
+    """Note which guest a session belonged to when it is flushed, before ``login()``
+    replaces it, so the login can link that guest (``request.anonauth.replaced_guest_id``;
+    see ``receivers.link_guest_on_login``).
+
+    Wraps the session's ``flush``/``aflush`` on this request only: no query, and
+    nothing at all for requests without a session key.
+    """
+    session = getattr(request, "session", None)
+    if session is None or session.session_key is None:
+        return
+    flush, aflush = session.flush, session.aflush
+    request_state = state.of(request)
+
+    def noting_flush() -> None:
+        if session.get(SEEN_SESSION_KEY) is not None:
+            request_state.replaced_guest_id = session.get(SESSION_KEY)
+        flush()
+
+    async def noting_aflush() -> None:
+        if await session.aget(SEEN_SESSION_KEY) is not None:
+            request_state.replaced_guest_id = await session.aget(SESSION_KEY)
+        await aflush()
+
+    session.flush = noting_flush
+    session.aflush = noting_aflush
+
+
+# Activity
+
+
+def touch_due(request: HttpRequest) -> bool:
+    """Whether the guest's ``last_seen`` is due a write, decided from the loaded session.
+
+    Only a session the request has already read counts: this costs no query.
+    """
+    session = getattr(request, "session", None)
+    if session is None or not session.accessed:
+        return False
+    seen = session.get(SEEN_SESSION_KEY)
+    return seen is not None and time.time() - seen >= conf.TOUCH_INTERVAL
+
+
+def touch(request: HttpRequest) -> None:
+    """Write ``last_seen`` for the guest signed in on ``request`` (one UPDATE).
+
+    A session whose user is no longer a guest loses its marker. The middleware calls
+    this when :func:`touch_due` says so, at most once per ``ANONAUTH_TOUCH_INTERVAL``.
+    """
+    session = request.session
+    updated = (
+        db.guests()
+        .filter(user_id=str(session.get(SESSION_KEY)))
+        .update(last_seen=timezone.now(), creation_key=None, session_key=_server_key(session))
+    )
+    if updated:
+        session[SEEN_SESSION_KEY] = int(time.time())
+    else:
+        del session[SEEN_SESSION_KEY]
+
+
+def _server_key(session: SessionBase) -> str:
+    """The key a purge can delete the session by (``""`` for cookie-stored sessions)."""
+    key = session.session_key
+    if isinstance(session, CookieSessionStore) or key is None or len(key) > SESSION_KEY_MAX_LENGTH:
+        return ""
+    return key
+
+
+# App clients: the X-Session-Token header
+
+
+def use_session_token(request: HttpRequest) -> None:
+    """Authenticate an app client by its ``X-Session-Token`` header instead of a cookie.
+
+    The header names the session like the cookie would; a browser cannot be made to
+    send a custom header cross-site, so such requests are exempt from CSRF checks.
+    """
+    token = request.headers.get(SESSION_TOKEN_HEADER)
+    if not token:
+        return
+    request.session = store_class()(token)
+    request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+
+
+def session_token(request: HttpRequest) -> str | None:
+    """The session key for app clients (no cookies); ``None`` for cookie clients."""
+    if request.COOKIES and not request.headers.get(SESSION_TOKEN_HEADER):
+        return None
+    if request.session.session_key is None:
+        request.session.save()
+    return request.session.session_key
