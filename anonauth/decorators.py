@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 
 from anonauth.conf import conf
-from anonauth.guests import is_guest
+from anonauth.guests import ais_guest, is_guest
 
 GUEST_ALLOWED_ATTR = "anonauth_guest_allowed"
 
@@ -22,21 +23,47 @@ V = TypeVar("V", bound=Callable[..., Any] | type)
 def guest_allowed(view: V) -> V:
     """Mark a view as one that creates a guest for a visitor who has no account.
 
-    Works on function views, Django class-based views and DRF views (classes, or
-    ``@api_view`` functions with this decorator above ``@api_view``). The
-    ``GuestMiddleware`` creates the guest before the view runs; when an admission
-    gate refuses, the visitor stays anonymous and the view decides what to show.
+    Works on function views (sync or async), Django class-based views and DRF views:
+    ``APIView`` subclasses, generic views, ViewSets (router-built too) and ``@api_view``
+    functions (with this decorator above ``@api_view``). For Django views
+    ``GuestMiddleware`` creates the guest before the view runs. For DRF views the guest
+    is created by DRF itself, after the view's own authentication classes
+    (:class:`anonauth.authentication.GuestCreation`): a token or JWT user stays that
+    user, and a request that fails CSRF creates nothing. When an admission gate refuses,
+    the visitor stays anonymous and the view decides what to show.
     """
+    drf_class = _drf_view_class(view)
+    if drf_class is not None:
+        _create_guests_in_drf(drf_class)
     setattr(view, GUEST_ALLOWED_ATTR, True)
     return view
 
 
 def is_guest_allowed(view_func: Callable[..., Any]) -> bool:
-    """Whether the resolved ``view_func`` (or its class) is marked ``guest_allowed``."""
+    """Whether ``GuestMiddleware`` creates a guest for the resolved ``view_func``: a
+    Django view (or class) marked ``guest_allowed``. DRF views create their own."""
+    if _drf_view_class(view_func) is not None:
+        return False
     if getattr(view_func, GUEST_ALLOWED_ATTR, False):
         return True
     view_class = getattr(view_func, "view_class", None)
     return bool(getattr(view_class, GUEST_ALLOWED_ATTR, False))
+
+
+def _create_guests_in_drf(view_class: Any) -> None:
+    """Append :class:`GuestCreation` to the DRF view's authenticators."""
+    from anonauth.authentication import GuestCreation
+
+    get_authenticators = view_class.get_authenticators
+    if getattr(get_authenticators, GUEST_ALLOWED_ATTR, False):
+        return
+
+    @functools.wraps(get_authenticators)
+    def with_guest_creation(self: Any) -> list[Any]:
+        return [*get_authenticators(self), GuestCreation()]
+
+    setattr(with_guest_creation, GUEST_ALLOWED_ATTR, True)
+    view_class.get_authenticators = with_guest_creation
 
 
 def registered_user_required(view: V) -> V:
@@ -52,29 +79,47 @@ def registered_user_required(view: V) -> V:
         drf_class.permission_classes = [*drf_class.permission_classes, IsRegisteredUser]
         return view
     if isinstance(view, type):
-        view.dispatch = _require_registered(view.dispatch, method=True)  # type: ignore[attr-defined]
+        is_async = bool(getattr(view, "view_is_async", False))
+        view.dispatch = _require_registered(view.dispatch, method=True, is_async=is_async)  # type: ignore[attr-defined]
         return view
     return _require_registered(view)  # type: ignore[return-value]
 
 
 def _drf_view_class(view: Any) -> Any:
-    try:
-        from rest_framework.views import APIView
-    except ImportError:  # pragma: no cover - DRF is a dependency
-        return None
+    """The DRF view class of ``view`` (a class, an ``as_view()`` result, an
+    ``@api_view`` function, a router-built ViewSet view), or ``None``."""
+    from rest_framework.views import APIView
+
     candidate = view if isinstance(view, type) else getattr(view, "cls", None)
     if isinstance(candidate, type) and issubclass(candidate, APIView):
         return candidate
     return None
 
 
-def _require_registered(func: Callable[..., Any], *, method: bool = False) -> Callable[..., Any]:
+def _require_registered(
+    func: Callable[..., Any], *, method: bool = False, is_async: bool | None = None
+) -> Callable[..., Any]:
+    if is_async if is_async is not None else iscoroutinefunction(func):
+        return _arequire_registered(func, method=method)
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         request: HttpRequest = args[1] if method else args[0]
         user = request.user
         if user.is_authenticated and not is_guest(user):
             return func(*args, **kwargs)
+        return _turn_away(request)
+
+    return wrapper
+
+
+def _arequire_registered(func: Callable[..., Any], *, method: bool) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        request: HttpRequest = args[1] if method else args[0]
+        user = await request.auser()
+        if user.is_authenticated and not await ais_guest(user):
+            return await func(*args, **kwargs)
         return _turn_away(request)
 
     return wrapper

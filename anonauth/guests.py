@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -56,6 +57,8 @@ RATE_LIMIT_GROUP = "anonauth.create_guest"
 # a cookie planted by another site (cookie tossing) is of little use to an attacker.
 CLAIM_WINDOW = timedelta(seconds=10)
 USERNAME_ATTEMPTS = 5
+# Where Django caches the reverse one-to-one ``user.anonauth_guest`` (the guest flag).
+GUEST_CACHE_NAME = "anonauth_guest"
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
@@ -64,6 +67,16 @@ def is_guest(user: Any) -> bool:
     if not getattr(user, "is_authenticated", False) or user.pk is None:
         return False
     return hasattr(user, "anonauth_guest")
+
+
+async def ais_guest(user: Any) -> bool:
+    """:func:`is_guest` for async code: no synchronous query (cached on the user too)."""
+    if not getattr(user, "is_authenticated", False) or user.pk is None:
+        return False
+    cache = user._state.fields_cache
+    if GUEST_CACHE_NAME not in cache:
+        cache[GUEST_CACHE_NAME] = await db.guests().filter(user_id=user.pk).afirst()
+    return cache[GUEST_CACHE_NAME] is not None
 
 
 def create_guest(*, request: HttpRequest | None = None) -> User:
@@ -92,6 +105,12 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
         # Rolled back: no user or guest row is left. The visitor browses on anonymously.
         logger.exception("anonauth: creating a guest failed")
         state.refuse(request, GuestUnavailable())
+    return user
+
+
+async def aensure_guest(request: HttpRequest) -> AnyUser:
+    """:func:`ensure_guest` for async views."""
+    user: AnyUser = await sync_to_async(ensure_guest)(request)
     return user
 
 

@@ -39,16 +39,16 @@ class GuestMiddleware:
             return self.__acall__(request)
         start(request)
         response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
-        if sessions.touch_due(request):
-            sessions.touch(request)
+        if (touch := sessions.pending_touch(request)) is not None:
+            touch()
         set_probe_cookie(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         start(request)
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
-        if sessions.touch_due(request):
-            await sync_to_async(sessions.touch)(request)
+        if (touch := sessions.pending_touch(request)) is not None:
+            await sync_to_async(touch)()
         set_probe_cookie(request, response)
         return response
 

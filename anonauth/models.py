@@ -34,7 +34,7 @@ class Guest(models.Model):
         max_length=64, unique=True, null=True, blank=True, editable=False
     )
     session_key = models.CharField(
-        max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False
+        max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False, db_index=True
     )
 
     class Meta:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from anonauth import db, state
+from anonauth import db, sessions
 from anonauth.conf import conf
 from anonauth.exceptions import DeletionBlocked
 from anonauth.guests import delete_guest, is_guest
@@ -32,11 +32,15 @@ def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) 
 def link_guest_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """When a guest's session ends in ``login()`` of another user, link the guest into it.
 
-    ``GuestMiddleware`` noted the guest when ``login()`` flushed its session. A failed
-    link never breaks the login: the guest and its data stay, and the error is logged.
+    The guest is the one whose session the login replaced
+    (:func:`anonauth.sessions.replaced_guest_id`), whichever session object the login
+    path used. A failed link never breaks the login: the guest and its data stay, and
+    the error is logged.
     """
-    guest_id = None if request is None else state.of(request).replaced_guest_id
-    if guest_id is None or str(guest_id) == str(user.pk) or link_attempted(request):
+    if request is None or link_attempted(request):
+        return
+    guest_id = sessions.replaced_guest_id(request)
+    if guest_id is None or str(guest_id) == str(user.pk):
         return  # (a guest signing into a guest is refused by link_guest itself)
     guest = db.users().filter(pk=guest_id).first()
     if guest is not None:

@@ -59,10 +59,9 @@ class LinkSerializer(serializers.Serializer[Any]):
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
-class LinkResultSerializer(serializers.Serializer[Any]):
-    """The link answer: the account now signed in, and the rows moved or dropped per
-    relation label (``"shop.Cart.owner"``)."""
+class LinkResultSerializer(SignInSerializer):
+    """The link answer: the account now signed in, for app clients the session token to
+    go on with, and the rows moved or dropped per relation label (``"shop.Cart.owner"``)."""
 
-    user = UserSerializer()
     moved = serializers.DictField(child=serializers.IntegerField(min_value=0))
     dropped = serializers.DictField(child=serializers.IntegerField(min_value=0))

@@ -11,15 +11,24 @@
   guest row names (:func:`choose_guest_session_key`).
 - **Upgrades and sign-outs**: :func:`continue_as_account`,
   :func:`sign_out_keeping_data`.
-- **Logins**: :func:`note_guest_on_flush` notes the guest a ``login()`` replaces.
-- **Activity**: :func:`touch_due`, :func:`touch`.
+- **Logins**: :func:`replaced_guest_id`, the guest a ``login()`` replaces, noted when
+  the middleware's session is flushed (:func:`note_guest_on_flush`) or else found by
+  the session key the client presented (any session object: allauth headless app
+  clients get one of allauth's own).
+- **Activity**: :func:`pending_touch`: ``last_seen`` for session guests
+  (:func:`touch_due`, :func:`touch`) and for guests authenticated by a token or JWT
+  (:func:`touch_token_user`), at most once per ``ANONAUTH_TOUCH_INTERVAL``.
+- **Backends**: :func:`guest_backend`, the backend a guest's session names.
 - **App clients**: :func:`use_session_token` reads the ``X-Session-Token`` header,
   :func:`session_token` issues it.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
+from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +37,14 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.crypto import get_random_string
+from django.utils.functional import SimpleLazyObject
+from django.utils.module_loading import import_string
 
 from anonauth import db, state
 from anonauth.conf import conf
@@ -40,12 +53,16 @@ from anonauth.models import SESSION_KEY_MAX_LENGTH
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
 
+logger = logging.getLogger("anonauth")
+
 # Session key holding the time (epoch seconds) of the guest's last recorded activity.
 # Its presence marks a guest session; the middleware touches ``last_seen`` from it.
 SEEN_SESSION_KEY = "_anonauth_seen"
 # The header app clients (no cookies) send their session token in, as allauth headless.
 SESSION_TOKEN_HEADER = "X-Session-Token"
 AUTH_SESSION_KEYS = (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY)
+# Cache key prefix marking a token user as touched within the interval.
+TOKEN_TOUCH_PREFIX = "anonauth:touched:"
 
 
 # The engine
@@ -60,6 +77,27 @@ def store_class() -> type[SessionBase]:
 def is_cookie_store(store: type[SessionBase] | None = None) -> bool:
     """Whether sessions live in the cookie itself (no server-side key to name)."""
     return issubclass(store or store_class(), CookieSessionStore)
+
+
+def guest_backend() -> str:
+    """The backend a guest's session names: the first of ``AUTHENTICATION_BACKENDS`` that
+    can load a user by id (``get_user``). Backends that only check credentials or
+    permissions, such as django-axes' ``AxesStandaloneBackend`` or rules'
+    ``ObjectPermissionBackend``, may come first. Raises ``ImproperlyConfigured`` if none
+    can (system check ``anonauth.E005``)."""
+    return _loading_backend(tuple(settings.AUTHENTICATION_BACKENDS))
+
+
+@functools.lru_cache(maxsize=8)
+def _loading_backend(paths: tuple[str, ...]) -> str:
+    for path in paths:
+        if hasattr(import_string(path), "get_user"):
+            return path
+    raise ImproperlyConfigured(
+        "No backend in AUTHENTICATION_BACKENDS can load a signed-in user (none has "
+        "get_user()), so guests cannot stay signed in: add "
+        "'django.contrib.auth.backends.ModelBackend'."
+    )
 
 
 # Guest sessions
@@ -87,7 +125,7 @@ def start_guest_session(
     start_fresh_session(request)
     session = request.session
     session[SESSION_KEY] = user._meta.pk.value_to_string(user)
-    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[BACKEND_SESSION_KEY] = guest_backend()
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session[SEEN_SESSION_KEY] = int(time.time())
     session.set_expiry(conf.SESSION_AGE)
@@ -216,7 +254,44 @@ def note_guest_on_flush(request: HttpRequest) -> None:
     session.aflush = noting_aflush
 
 
+def replaced_guest_id(request: HttpRequest) -> Any:
+    """The guest whose session this request's ``login()`` replaced, or ``None``.
+
+    Noted without a query when the middleware's session was flushed; otherwise found by
+    the session key the client presented (cookie or ``X-Session-Token``), which the
+    ``Guest`` row names: one indexed query, on logins only.
+    """
+    noted = state.of(request).replaced_guest_id
+    return noted if noted is not None else _presented_guest_id(request)
+
+
+def _presented_guest_id(request: HttpRequest) -> Any:
+    key = request.headers.get(SESSION_TOKEN_HEADER) or request.COOKIES.get(
+        settings.SESSION_COOKIE_NAME
+    )
+    if not key:
+        return None
+    if is_cookie_store():
+        data = store_class()(key).load()  # the cookie holds the signed session data
+        return data.get(SESSION_KEY) if data.get(SEEN_SESSION_KEY) is not None else None
+    return db.guests().filter(session_key=key).values_list("user_id", flat=True).first()
+
+
 # Activity
+
+
+def pending_touch(request: HttpRequest) -> Callable[[], None] | None:
+    """The ``last_seen`` write this request is due, to run after the view, or ``None``.
+
+    Decided without a query: a session guest is due once per interval
+    (:func:`touch_due`); a user that DRF authenticated by a token or JWT (not by the
+    session) is checked against a cache mark that lasts the interval
+    (:func:`touch_token_user`). Other requests cost nothing.
+    """
+    if touch_due(request):
+        return functools.partial(touch, request)
+    user = _token_user(request)
+    return None if user is None else functools.partial(touch_token_user, user)
 
 
 def touch_due(request: HttpRequest) -> bool:
@@ -247,6 +322,38 @@ def touch(request: HttpRequest) -> None:
         session[SEEN_SESSION_KEY] = int(time.time())
     else:
         del session[SEEN_SESSION_KEY]
+
+
+def _token_user(request: HttpRequest) -> Any:
+    """The user DRF authenticated this request by a token or JWT, or ``None``.
+
+    Session users stay the lazy object ``AuthenticationMiddleware`` set (DRF's
+    ``SessionAuthentication`` hands it back); a token authenticator sets a user instance.
+    A user known not to be a guest (its flag already loaded) is passed over.
+    """
+    user = getattr(request, "user", None)
+    if user is None or isinstance(user, SimpleLazyObject) or not user.is_authenticated:
+        return None
+    if user._state.fields_cache.get("anonauth_guest", True) is None:
+        return None
+    session = getattr(request, "session", None)
+    if session is not None and session.accessed and SEEN_SESSION_KEY in session:
+        return None  # a session guest (just created): its session carries the touch
+    return user
+
+
+def touch_token_user(user: Any) -> None:
+    """Write ``last_seen`` for a token-authenticated ``user`` if it is a guest, at most
+    once per ``ANONAUTH_TOUCH_INTERVAL`` (a mark in the rate-limit cache); one UPDATE,
+    which changes nothing for a registered user. A cache outage skips the touch."""
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    try:
+        first = cache.add(f"{TOKEN_TOUCH_PREFIX}{user.pk}", 1, timeout=conf.TOUCH_INTERVAL)
+    except Exception:
+        logger.warning("anonauth: the cache is unavailable; activity not recorded", exc_info=True)
+        return
+    if first:
+        db.guests().filter(user_id=user.pk).update(last_seen=timezone.now())
 
 
 def _server_key(session: SessionBase) -> str:

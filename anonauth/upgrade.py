@@ -34,7 +34,7 @@ from anonauth.exceptions import (
     PasswordInvalid,
     UsernameInUse,
 )
-from anonauth.guests import is_guest, model_field
+from anonauth.guests import GUEST_CACHE_NAME, is_guest, model_field
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 PASSWORD = "password"
 SOCIAL = "social"
 
-# Where Django caches the reverse one-to-one ``user.anonauth_guest``.
-GUEST_CACHE_NAME = "anonauth_guest"
 # Fields ``upgrade_guest`` sets itself, which ``**fields`` may not name.
 RESERVED_FIELDS = frozenset({"password", "last_login", "is_superuser", "is_staff", "is_active"})
 

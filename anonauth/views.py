@@ -231,7 +231,10 @@ class UpgradeView(AnonAuthAPIView):
     },
 )
 class LinkView(AnonAuthAPIView):
-    """POST ``{login, password}``: merge the signed-in guest into that account, log it in."""
+    """POST ``{login, password}``: merge the signed-in guest into that account, log it in.
+
+    The login gives the session a new key, so app clients get the ``session_token`` to go
+    on with (``None`` for cookie clients)."""
 
     permission_classes = [IsAuthenticated, IsGuest]
 
@@ -241,9 +244,5 @@ class LinkView(AnonAuthAPIView):
         account, result = link.link_with_credentials(
             request._request, data.validated_data["login"], data.validated_data["password"]
         )
-        body = {
-            "user": UserSerializer(account).data,
-            "moved": result.moved,
-            "dropped": result.dropped,
-        }
+        body = {**signed_in_as(account, request), "moved": result.moved, "dropped": result.dropped}
         return Response(body)

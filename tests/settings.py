@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
-SECRET_KEY = "anonauth-tests"
+SECRET_KEY = "anonauth-tests-" + "0123456789abcdef" * 3  # long enough for HS256 JWTs
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True

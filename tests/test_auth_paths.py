@@ -29,6 +29,7 @@ SIGN_IN = "/auth/anonymous/sign-in/"
 SESSION = "/auth/anonymous/session/"
 LINK = "/auth/anonymous/link/"
 PASSWORD = "correct-horse-42"
+AGENT = {"user-agent": BROWSER_AGENT}
 AXES_FIRST = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 RULES_FIRST = [
     "rules.permissions.ObjectPermissionBackend",
@@ -75,7 +76,8 @@ class TestAppClientLink:
         )
         assert response.status_code == 200, response.content
         new_token = response.json()["session_token"]
-        assert new_token and new_token != token
+        assert new_token
+        assert new_token != token
         session = client.get(SESSION, HTTP_X_SESSION_TOKEN=new_token)
         assert session.json()["user"]["id"] == member.pk
         assert client.get(SESSION, HTTP_X_SESSION_TOKEN=token).status_code == 401
@@ -111,9 +113,9 @@ class TestAsyncDecorators:
     """5. ``@registered_user_required`` on an ``async def`` view answered 500."""
 
     def test_registered_users_get_in(self, member: Any) -> None:
-        client = AsyncClient(headers={"user-agent": BROWSER_AGENT})
-        async_to_sync(client.force_login)(member)
-        response = async_to_sync(client.get)("/paths/async-members/")
+        client = AsyncClient()
+        async_to_sync(client.aforce_login)(member)
+        response = async_to_sync(client.get)("/paths/async-members/", headers=AGENT)
         assert response.status_code == 200
         assert response.content == b"members only"
 
@@ -227,10 +229,10 @@ class TestAsyncAPI:
     view: ``ais_guest`` and ``aensure_guest`` work there."""
 
     async def ensure(self) -> dict[str, Any]:
-        client = AsyncClient(headers={"user-agent": BROWSER_AGENT})
+        client = AsyncClient()
         client.cookies["seen"] = "1"
-        first = (await client.get("/paths/async-ensure/")).json()
-        again = (await client.get("/paths/async-ensure/")).json()
+        first = (await client.get("/paths/async-ensure/", headers=AGENT)).json()
+        again = (await client.get("/paths/async-ensure/", headers=AGENT)).json()
         assert again["id"] == first["id"]
         return first
 
@@ -242,8 +244,10 @@ class TestAsyncAPI:
 
     def test_aensure_guest_refusal(self) -> None:
         async def refused() -> dict[str, Any]:
-            client = AsyncClient(headers={"user-agent": "curl/8.0"})
-            return (await client.get("/paths/async-ensure/")).json()
+            client = AsyncClient()
+            return (
+                await client.get("/paths/async-ensure/", headers={"user-agent": "curl/8.0"})
+            ).json()
 
         assert async_to_sync(refused)() == {
             "id": None,
