@@ -84,7 +84,7 @@ def guest_with_data(*, stale: bool = False) -> Any:
 
 def _fans() -> Any:
     through = Team.fans.through
-    return through.objects, Team._meta.get_field("fans").m2m_reverse_name()  # type: ignore[union-attr]
+    return through.objects, Team._meta.get_field("fans").m2m_reverse_name()
 
 
 def owned(user_pk: Any) -> dict[str, int]:
