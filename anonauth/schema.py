@@ -26,7 +26,9 @@ else:
 ViewT = TypeVar("ViewT")
 
 SESSION_TOKEN_SCHEME = "sessionToken"
-COOKIE_SCHEME = "sessionCookie"
+# The name drf-spectacular gives DRF's SessionAuthentication: one cookie scheme in a
+# schema that documents project views beside anonauth's.
+COOKIE_SCHEME = "cookieAuth"
 
 # The codes whose ``detail`` is not a string: ``invalid`` carries DRF's field errors
 # (``{"field": ["message", ...]}``), ``password_invalid`` each validator's message.
@@ -147,6 +149,24 @@ def detail_schema(codes: Sequence[str]) -> dict[str, Any]:
     return variants[0] if len(variants) == 1 else {"oneOf": variants}
 
 
+SESSION_TOKEN_DEFINITION = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "X-Session-Token",
+    "description": "The `session_token` of sign-in, upgrade or link (app clients).",
+}
+
+
+def cookie_definition() -> dict[str, Any]:
+    return {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": settings.SESSION_COOKIE_NAME,
+        "description": "Browsers: unsafe methods must also pass Django's CSRF "
+        "check (`X-CSRFToken` header), or they get 403 `csrf_failed`.",
+    }
+
+
 if HAS_SPECTACULAR:
     from drf_spectacular.extensions import (
         OpenApiAuthenticationExtension,
@@ -171,21 +191,16 @@ if HAS_SPECTACULAR:
             return [{SESSION_TOKEN_SCHEME: []}, {COOKIE_SCHEME: []}]
 
         def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
-            return [
-                {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Session-Token",
-                    "description": "The `session_token` of sign-in or upgrade (app clients).",
-                },
-                {
-                    "type": "apiKey",
-                    "in": "cookie",
-                    "name": settings.SESSION_COOKIE_NAME,
-                    "description": "Browsers: unsafe methods must also pass Django's CSRF "
-                    "check (`X-CSRFToken` header), or they get 403 `csrf_failed`.",
-                },
-            ]
+            return [SESSION_TOKEN_DEFINITION, cookie_definition()]
+
+    class SessionTokenScheme(OpenApiAuthenticationExtension):
+        """``anonauth.authentication.SessionTokenAuthentication`` on project views."""
+
+        target_class = "anonauth.authentication.SessionTokenAuthentication"
+        name = SESSION_TOKEN_SCHEME
+
+        def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+            return SESSION_TOKEN_DEFINITION
 
     class UserSchema(OpenApiSerializerExtension):
         """``UserSerializer``: ``id`` typed like the user model's primary key."""

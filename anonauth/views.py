@@ -78,6 +78,9 @@ class GuestSessionAuthentication(SessionAuthentication):
     or not, so it is not checked a second time here.
     """
 
+    # drf-spectacular: the same session cookie scheme as DRF's SessionAuthentication.
+    _spectacular_annotation = {"suppress_collision_warning": True}
+
     def authenticate_header(self, request: Request) -> str:
         return "Session"
 

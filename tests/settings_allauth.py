@@ -31,3 +31,4 @@ HEADLESS_FRONTEND_URLS = {
     "account_confirm_email": "/verify-email/{key}",
     "account_signup": "/signup",
 }
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True

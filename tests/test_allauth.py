@@ -442,3 +442,73 @@ def test_registered_users_social_login_is_allauths(client: Client) -> None:
     user = get_user_model().objects.get()
     assert (user.email, is_guest(user)) == ("new@example.com", False)
     assert SocialAccount.objects.get().user_id == user.pk
+
+
+# allauth headless app clients: no cookies, the session token in ``X-Session-Token``
+
+
+def app_guest() -> tuple[Client, str, Any]:
+    """An app client signed in as a guest (anonauth's sign-in) with a cart."""
+    client = Client(HTTP_USER_AGENT="okhttp/4.12")
+    response = client.post("/auth/anonymous/sign-in/")
+    assert response.status_code == 201, response.content
+    token = response.json()["session_token"]
+    guest = get_user_model().objects.get(pk=response.json()["user"]["id"])
+    cart = Cart.objects.create(owner=guest)
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    CartItem.objects.create(cart=cart, product=product, quantity=2)
+    return Client(HTTP_USER_AGENT="okhttp/4.12"), token, guest
+
+
+def assert_app_linked_into(client: Client, response: Any, owner: Any, guest: Any) -> None:
+    """allauth answered the account's new session token; the guest's data is the
+    account's and the guest is gone."""
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["data"]["user"]["id"] == owner.pk
+    new_token = body["meta"]["session_token"]
+    session = client.get(SESSION_URL, HTTP_X_SESSION_TOKEN=new_token)
+    assert session.json()["user"]["id"] == owner.pk
+    assert CartItem.objects.get(cart__owner=owner).quantity == 2
+    assert not get_user_model().objects.filter(pk=guest.pk).exists()
+
+
+def test_headless_app_login_links_the_guest() -> None:
+    owner = registered_user("owner@example.com")
+    owner.set_password(PASSWORD)
+    owner.save()
+    client, token, guest = app_guest()
+
+    response = client.post(
+        "/_allauth/app/v1/auth/login",
+        {"email": "owner@example.com", "password": PASSWORD},
+        content_type="application/json",
+        HTTP_X_SESSION_TOKEN=token,
+    )
+
+    assert_app_linked_into(client, response, owner, guest)
+
+
+@override_settings(ACCOUNT_LOGIN_BY_CODE_ENABLED=True)
+def test_headless_app_login_by_code_links_the_guest() -> None:
+    owner = registered_user("owner@example.com")
+    client, token, guest = app_guest()
+
+    requested = client.post(
+        "/_allauth/app/v1/auth/code/request",
+        {"email": "owner@example.com"},
+        content_type="application/json",
+        HTTP_X_SESSION_TOKEN=token,
+    )
+    assert requested.status_code == 401, requested.content  # pending: the code step
+    pending_token = requested.json()["meta"].get("session_token", token)  # unchanged
+    code = re.search(r"^([A-Z0-9]{4}-[A-Z0-9]{4})$", mail.outbox[-1].body, re.MULTILINE)
+    assert code is not None, mail.outbox[-1].body
+    response = client.post(
+        "/_allauth/app/v1/auth/code/confirm",
+        {"code": code.group(1)},
+        content_type="application/json",
+        HTTP_X_SESSION_TOKEN=pending_token,
+    )
+
+    assert_app_linked_into(client, response, owner, guest)

@@ -373,7 +373,7 @@ def test_security_schemes(api_schema: Any) -> None:
         "name": "X-Session-Token",
         "description": schemes["sessionToken"]["description"],
     }
-    assert (schemes["sessionCookie"]["in"], schemes["sessionCookie"]["name"]) == (
+    assert (schemes["cookieAuth"]["in"], schemes["cookieAuth"]["name"]) == (
         "cookie",
         "sessionid",
     )
@@ -418,3 +418,18 @@ def test_no_remote_addr(app: Application) -> None:
     second = werkzeug.test.Client(app).post(f"{API}sign-in/")
     assert (first.status_code, second.status_code) == (201, 429)
     assert second.get_json()["code"] == "rate_limited"
+
+
+def test_project_views_document_the_session_token_and_one_cookie_scheme() -> None:
+    """The ``X-Session-Token`` header lived in the middleware, invisible to project views'
+    schema, and the session cookie was listed twice (anonauth's and DRF's schemes)."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    with openapi_settings:
+        schema = SchemaGenerator(urlconf="tests.pathsapp.urls_openapi").get_schema(public=True)
+    schemes = schema["components"]["securitySchemes"]
+    cookie_schemes = [name for name, scheme in schemes.items() if scheme["in"] == "cookie"]
+    assert cookie_schemes == ["cookieAuth"]
+    security = schema["paths"]["/project/"]["get"]["security"]
+    assert {"sessionToken": []} in security
+    assert {"cookieAuth": []} in security

@@ -36,6 +36,22 @@ urlpatterns = [
         guest_views.HeadlessLoginView.as_api_view(client="browser"),
     ),
     path("_allauth/app/v1/auth/login", guest_views.HeadlessLoginView.as_api_view(client="app")),
+    path(
+        "_allauth/browser/v1/auth/code/request",
+        guest_views.HeadlessRequestLoginCodeView.as_api_view(client="browser"),
+    ),
+    path(
+        "_allauth/app/v1/auth/code/request",
+        guest_views.HeadlessRequestLoginCodeView.as_api_view(client="app"),
+    ),
+    path(
+        "_allauth/browser/v1/auth/code/confirm",
+        guest_views.HeadlessConfirmLoginCodeView.as_api_view(client="browser"),
+    ),
+    path(
+        "_allauth/app/v1/auth/code/confirm",
+        guest_views.HeadlessConfirmLoginCodeView.as_api_view(client="app"),
+    ),
     path("_allauth/", include("allauth.headless.urls")),
     *base_urlpatterns,
 ]

@@ -25,6 +25,12 @@ from allauth.account.views import request_login_code as allauth_request_login_co
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.decorators import rate_limit
 from allauth.headless.account.views import LoginView as AllauthHeadlessLoginView
+from allauth.headless.account.views import (
+    ConfirmLoginCodeView as AllauthHeadlessConfirmLoginCodeView,
+)
+from allauth.headless.account.views import (
+    RequestLoginCodeView as AllauthHeadlessRequestLoginCodeView,
+)
 from allauth.headless.account.views import SignupView as AllauthHeadlessSignupView
 from allauth.headless.base.response import AuthenticationResponse, ForbiddenResponse
 from allauth.socialaccount.internal.flows.signup import get_pending_signup
@@ -132,6 +138,32 @@ class HeadlessLoginView(AllauthHeadlessLoginView):  # type: ignore[misc]
             request, self.input.cleaned_data, self.input.login
         )
         return AuthenticationResponse.from_response(request, response)  # type: ignore[no-any-return]
+
+
+class HeadlessGuestAsVisitorMixin:
+    """For allauth headless sign-in steps: a guest is treated as a visitor (see
+    :func:`guest_as_visitor`), inside allauth's own authentication of the request."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if is_guest(request.user):
+            request.user = AnonymousUser()
+        response: HttpResponseBase = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return response
+
+
+class HeadlessRequestLoginCodeView(
+    HeadlessGuestAsVisitorMixin, AllauthHeadlessRequestLoginCodeView
+):  # type: ignore[misc]
+    """allauth headless ``POST auth/code/request`` (browser and app clients), open to
+    guests: the guest is answered as a visitor with a pending login (401), its session
+    kept, so that confirming the code logs the account in and links the guest."""
+
+
+class HeadlessConfirmLoginCodeView(
+    HeadlessGuestAsVisitorMixin, AllauthHeadlessConfirmLoginCodeView
+):  # type: ignore[misc]
+    """allauth headless ``POST auth/code/confirm``, open to guests (the login links the
+    guest into the account)."""
 
 
 def guest_as_visitor(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
