@@ -21,11 +21,12 @@ from django.db.models import QuerySet
 from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
-from anonauth import purge, signals
+from anonauth import db, deletion, purge, signals
 from anonauth.admin import GuestAdmin
 from anonauth.checks import check_settings
+from anonauth.deletion import Plan
 from anonauth.models import Guest
-from anonauth.purge import Plan, count_stale_guests, purge_guests
+from anonauth.purge import count_stale_guests, purge_guests
 from example_project.shop.models import Cart, CartItem, Order
 from tests.purge_helpers import (
     add_session,
@@ -219,10 +220,9 @@ class TestBatches:
         assert queries_for(2) == queries_for(7)
 
     def test_batches_fit_sqlite_parameter_limit(self) -> None:
-        run = purge._Run.start(dry_run=False)
-        capped = run.capped(100_000)
+        capped = db.max_batch(100_000)
         limit = connection.features.max_query_params
-        assert capped == (100_000 if limit is None else limit - purge.PARAM_MARGIN)
+        assert capped == (100_000 if limit is None else min(100_000, limit - db.PARAM_MARGIN))
 
     def test_dry_run_counts_and_deletes_nothing(
         self, django_capture_on_commit_callbacks: RunCommits
@@ -457,7 +457,7 @@ class TestCollectorFallback:
                 app_label = "testapp"
 
         previous: type[models.Model] = Level0
-        for depth in range(1, purge.MAX_DEPTH + 2):
+        for depth in range(1, deletion.MAX_DEPTH + 2):
             previous = type(
                 f"Level{depth}",
                 (models.Model,),
@@ -518,7 +518,7 @@ class TestCollectorFallback:
         plan = Plan.build(Member)
         assert plan.fallback is None
         assert [step.label for step in plan.steps] == ["testapp.Badge.member"]
-        sql = str(plan.steps[0].rows([1, 2], "default").query)
+        sql = str(plan.steps[0].rows([1, 2]).query)
         assert "handle" in sql
 
 
