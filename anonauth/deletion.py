@@ -48,7 +48,7 @@ def raw_delete(queryset: QuerySet[Any], using: str) -> int:
     Nothing is collected: no cascades, no signals. The database's own constraints still
     apply, so delete what points at the rows first.
     """
-    return queryset._raw_delete(using)
+    return queryset._raw_delete(using) or 0  # None when the query cannot match a row
 
 
 class Fallback(Exception):
