@@ -38,8 +38,8 @@ from anonauth import db
 # Deeper CASCADE chains are left to Django's collector.
 MAX_DEPTH = 8
 
-SET_HANDLERS = (models.SET_NULL, models.SET_DEFAULT)
-BLOCKING_HANDLERS = (models.PROTECT, models.RESTRICT)
+_SET_HANDLERS = (models.SET_NULL, models.SET_DEFAULT)
+_BLOCKING_HANDLERS = (models.PROTECT, models.RESTRICT)
 
 
 def raw_delete(queryset: QuerySet[Any], using: str) -> int:
@@ -204,9 +204,9 @@ def _walk(
 def _add_step(step: CascadeStep, chain: tuple[type[models.Model], ...], found: _Found) -> None:
     if step.on_delete is models.CASCADE:
         _cascade(step, chain, found)
-    elif step.on_delete in BLOCKING_HANDLERS:
+    elif step.on_delete in _BLOCKING_HANDLERS:
         found.blockers.append(step)
-    elif step.on_delete in SET_HANDLERS or hasattr(step.on_delete, "deconstruct"):
+    elif step.on_delete in _SET_HANDLERS or hasattr(step.on_delete, "deconstruct"):
         found.steps.append(step)
     elif step.on_delete is not models.DO_NOTHING:
         raise Fallback(f"{step.label} has a custom on_delete")

@@ -187,16 +187,9 @@ class Sessions:
         if not keys:
             return 0
         using = router.db_for_write(self.model)
-        in_keys = self.key_set(keys, using)
+        in_keys = session_key_set(self.model, keys, using)
         sessions = self.model._base_manager.using(using).filter(session_key__in=in_keys)
         return raw_delete(sessions, using)
-
-    def key_set(self, keys: Sequence[str], using: str) -> Any:
-        """``keys`` for an ``__in`` lookup: one array parameter when the sessions live
-        on anonauth's database (and it is PostgreSQL)."""
-        if self.model is None or using != db.alias():
-            return list(keys)
-        return db.id_set(keys, self.model._meta.get_field("session_key"))  # type: ignore[arg-type]
 
     def drop_after_commit(self, keys: Sequence[str]) -> None:
         """Delete what the engine keeps outside the database (after the commit)."""
@@ -206,6 +199,14 @@ class Sessions:
         elif self.per_key:
             for key in keys:
                 self.store().delete(key)
+
+
+def session_key_set(model: type[models.Model], keys: Sequence[str], using: str) -> Any:
+    """``keys`` for an ``__in`` lookup on ``model``'s rows in ``using``: one array
+    parameter when the sessions live in anonauth's database (and it is PostgreSQL)."""
+    if using != db.alias():
+        return list(keys)
+    return db.id_set(keys, model._meta.get_field("session_key"))  # type: ignore[arg-type]
 
 
 # One run

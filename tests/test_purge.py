@@ -379,6 +379,9 @@ class TestSessions:
             assert not import_module(engine).SessionStore().exists(key)
             assert list(tmp_path.iterdir()) == []
 
+    def test_sessions_in_another_database_get_a_plain_key_list(self) -> None:
+        assert purge.session_key_set(Session, ["a", "b"], "elsewhere") == ["a", "b"]
+
     @override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
     def test_cookie_sessions_are_out_of_reach(
         self, django_capture_on_commit_callbacks: RunCommits
