@@ -60,7 +60,7 @@ def read_descriptions() -> dict[str, dict[str, str]]:
         return tomllib.load(file)
 
 
-def entries() -> list[Entry]:
+def entries(docname: str) -> list[Entry]:
     """Every property of ``Settings``, in source order, with its docs-side description."""
     from anonauth import conf
 
@@ -78,6 +78,7 @@ def entries() -> list[Entry]:
         logger.warning(
             "docs/settings.toml describes ANONAUTH_%s, which anonauth.conf.Settings does not have",
             stale,
+            location=docname,
         )
     found = []
     for name, prop in properties.items():
@@ -88,6 +89,7 @@ def entries() -> list[Entry]:
                 "in docs/settings.toml",
                 name,
                 name,
+                location=docname,
             )
         found.append(
             Entry(
@@ -158,7 +160,7 @@ def render(found: list[Entry]) -> str:
 
 def on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
     if MARKER.search(source[0]):
-        source[0] = MARKER.sub(lambda _: render(entries()), source[0], count=1)
+        source[0] = MARKER.sub(lambda _: render(entries(docname)), source[0], count=1)
         app.env.anonauth_settings_docs = {*getattr(app.env, "anonauth_settings_docs", ()), docname}
 
 
