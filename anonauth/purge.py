@@ -29,25 +29,19 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from importlib import import_module
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
-from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
-from django.core.cache import caches
-from django.db import models, router
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from anonauth import db, signals
+from anonauth import db, sessions, signals
 from anonauth.conf import conf
-from anonauth.deletion import Plan, raw_delete
+from anonauth.deletion import Plan
 from anonauth.models import Guest
 
 logger = logging.getLogger("anonauth")
@@ -147,75 +141,13 @@ def _check_arguments(size: int, limit: int | None) -> None:
         raise ValueError(f"limit must not be negative, not {limit}.")
 
 
-# Sessions
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """Deletes sessions by key for the configured ``SESSION_ENGINE``.
-
-    Database-backed engines (``db``, ``cached_db``) lose their rows inside the batch's
-    transaction; cache-backed ones (``cache``, ``cached_db``) lose their cache entries
-    after it commits; any other server-side engine (``file``) deletes key by key after
-    the commit. Cookie-stored sessions (``signed_cookies``) are out of reach, and
-    harmless: they name a user that no longer exists.
-    """
-
-    store: type[Any]
-    model: type[models.Model] | None
-    cache_prefix: str | None
-
-    @classmethod
-    def from_settings(cls) -> Sessions:
-        store = import_module(settings.SESSION_ENGINE).SessionStore
-        model = store.get_model_class() if issubclass(store, DbSessionStore) else None
-        return cls(store, model, getattr(store, "cache_key_prefix", None))
-
-    @property
-    def per_key(self) -> bool:
-        return (
-            self.model is None
-            and self.cache_prefix is None
-            and not issubclass(self.store, CookieSessionStore)
-        )
-
-    def delete_rows(self, keys: Sequence[str]) -> int:
-        """Delete the database rows of ``keys`` (inside the batch's transaction) and
-        return how many sessions go."""
-        if self.model is None:
-            return len(keys) if self.cache_prefix is not None or self.per_key else 0
-        if not keys:
-            return 0
-        using = router.db_for_write(self.model)
-        in_keys = session_key_set(self.model, keys, using)
-        sessions = self.model._base_manager.using(using).filter(session_key__in=in_keys)
-        return raw_delete(sessions, using)
-
-    def drop_after_commit(self, keys: Sequence[str]) -> None:
-        """Delete what the engine keeps outside the database (after the commit)."""
-        if self.cache_prefix is not None:
-            cache = caches[settings.SESSION_CACHE_ALIAS]
-            cache.delete_many([self.cache_prefix + key for key in keys])
-        elif self.per_key:
-            for key in keys:
-                self.store().delete(key)
-
-
-def session_key_set(model: type[models.Model], keys: Sequence[str], using: str) -> Any:
-    """``keys`` for an ``__in`` lookup on ``model``'s rows in ``using``: one array
-    parameter when the sessions live in anonauth's database (and it is PostgreSQL)."""
-    if using != db.alias():
-        return list(keys)
-    return db.id_set(keys, model._meta.get_field("session_key"))  # type: ignore[arg-type]
-
-
 # One run
 
 
 @dataclass(frozen=True)
 class _Run:
     plan: Plan
-    sessions: Sessions
+    sessions: sessions.SessionCleanup
     spare: SpareHook | None
     cutoff: datetime
     dry_run: bool
@@ -227,7 +159,7 @@ class _Run:
     ) -> _Run:
         return cls(
             plan=_plan(),
-            sessions=Sessions.from_settings(),
+            sessions=sessions.SessionCleanup.from_settings(),
             spare=None if conf.PURGE_SPARE is None else import_string(conf.PURGE_SPARE),
             cutoff=timezone.now() - older_than,
             dry_run=dry_run,

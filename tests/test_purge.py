@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from anonauth import db, purge, signals
+from anonauth import db, purge, sessions, signals
 from anonauth.deletion import Plan
 from anonauth.models import Guest
 from anonauth.purge import count_stale_guests, purge_guests
@@ -380,7 +380,7 @@ class TestSessions:
             assert list(tmp_path.iterdir()) == []
 
     def test_sessions_in_another_database_get_a_plain_key_list(self) -> None:
-        assert purge.session_key_set(Session, ["a", "b"], "elsewhere") == ["a", "b"]
+        assert sessions.key_set(Session, ["a", "b"], "elsewhere") == ["a", "b"]
 
     @override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
     def test_cookie_sessions_are_out_of_reach(
