@@ -10,7 +10,7 @@ from anonauth import link
 from anonauth.exceptions import NotGuest
 from anonauth.guests import create_guest
 from anonauth.models import Guest
-from tests.conftest import make_user
+from anonauth.test import make_registered_user
 from tests.linkapp.models import Note
 from tests.threads import run_together
 
@@ -26,7 +26,7 @@ def guest_with_notes() -> Any:
 
 
 def test_the_same_guest_linked_twice_at_once() -> None:
-    guest, member = guest_with_notes(), make_user()
+    guest, member = guest_with_notes(), make_registered_user()
     results = run_together(
         lambda: link.link_guest(guest, member), lambda: link.link_guest(guest, member)
     )
@@ -41,7 +41,7 @@ def test_the_same_guest_linked_twice_at_once() -> None:
 
 def test_one_guest_linked_into_two_accounts_at_once() -> None:
     guest = guest_with_notes()
-    alice, bob = make_user("alice@example.com"), make_user("bob@example.com")
+    alice, bob = make_registered_user("alice@example.com"), make_registered_user("bob@example.com")
     results = run_together(
         lambda: link.link_guest(guest, alice), lambda: link.link_guest(guest, bob)
     )
@@ -54,7 +54,7 @@ def test_one_guest_linked_into_two_accounts_at_once() -> None:
 
 def test_a_guest_deleted_while_being_linked() -> None:
     """Whoever takes the guest's lock first wins; the other finds nothing to do."""
-    guest, member = guest_with_notes(), make_user()
+    guest, member = guest_with_notes(), make_registered_user()
 
     def delete_guest() -> str:
         from django.db import transaction
@@ -86,7 +86,7 @@ def test_a_stale_guest_purged_while_being_linked() -> None:
 
     from anonauth.purge import purge_guests
 
-    guest, member = guest_with_notes(), make_user()
+    guest, member = guest_with_notes(), make_registered_user()
     Guest.objects.filter(user_id=guest.pk).update(last_seen=timezone.now() - timedelta(days=90))
 
     results = run_together(lambda: link.link_guest(guest, member), purge_guests)

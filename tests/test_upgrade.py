@@ -23,7 +23,7 @@ from anonauth.exceptions import (
 )
 from anonauth.guests import SEEN_SESSION_KEY, create_guest, is_guest
 from anonauth.models import Guest
-from anonauth.test import capture_signal, connected, make_registered_user
+from anonauth.test import capture_signal, connected, guest_client, make_registered_user
 from anonauth.upgrade import upgrade_guest
 from tests.testapp.models import Basket, BasketItem
 
@@ -416,9 +416,7 @@ def fresh_by_id(user_id: int) -> Any:
 
 
 def test_api_rotates_the_csrf_token() -> None:
-    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 Firefox/140.0")
-    client.cookies["seen"] = "1"
-    client.get("/guest-fn/")  # a guest, by browsing: the CSRF cookie is set too
+    client = guest_client(Client(enforce_csrf_checks=True))  # holds a CSRF cookie
     old_token = client.cookies[settings.CSRF_COOKIE_NAME].value
 
     response = client.post(
@@ -432,9 +430,7 @@ def test_api_rotates_the_csrf_token() -> None:
 
 
 def test_api_enforces_csrf_for_cookie_clients() -> None:
-    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 Firefox/140.0")
-    client.cookies["seen"] = "1"
-    client.get("/guest-fn/")
+    client = guest_client(Client(enforce_csrf_checks=True))  # holds a CSRF cookie
     user_id = int(client.session["_auth_user_id"])
 
     response = client.post(UPGRADE_URL, {"email": "ada@example.com", "password": PASSWORD})
