@@ -135,20 +135,23 @@ def make_guest(*, seen_ago: timedelta | None = None) -> AbstractBaseUser:
 def guest_client(client: Client | None = None) -> Client:
     """Return ``client`` (or a new ``Client``) signed in as a new guest, like a browser.
 
-    The client is given a browser ``User-Agent`` (unless it has one) and a CSRF cookie,
-    so ``@guest_allowed`` views and ``ensure_guest()`` treat it as a browser, and the
-    guest is signed in through anonauth's sign-in endpoint (``anonauth:sign-in``, which
-    the project's URLconf must include): the session is a real guest session, with the
-    guest's session lifetime. The rate limit and CAPTCHA gates are switched off for this
-    one request only; with ``ANONAUTH_ENABLED = False`` it raises ``AssertionError``.
+    The client gets a browser ``User-Agent`` (unless it has one) and a CSRF cookie, the
+    cookie a browser holds, so ``@guest_allowed`` views and ``ensure_guest()`` accept it.
+    The guest is signed in through anonauth's sign-in endpoint (``anonauth:sign-in``:
+    the project's URLconf must include ``anonauth.urls``), so its session is a real
+    guest session. The rate limit and CAPTCHA gates are off for that one request;
+    when the sign-in fails (``ANONAUTH_ENABLED = False``, a client signed in as a
+    registered user, ``CSRF_USE_SESSIONS`` with ``enforce_csrf_checks``) it raises
+    ``AssertionError`` with the response::
 
-    The guest is ``get_user_model().objects.get(pk=client.session[SESSION_KEY])``.
+        client = guest_client()
+        guest = get_user_model().objects.get(pk=client.session[SESSION_KEY])
     """
     client = Client() if client is None else client
     client.defaults.setdefault("HTTP_USER_AGENT", BROWSER_USER_AGENT)
-    token = _csrf_cookie(client)
+    csrf: dict[str, Any] = {settings.CSRF_HEADER_NAME: _csrf_cookie(client)}
     with override_settings(ANONAUTH_RATE_LIMIT=None, ANONAUTH_CAPTCHA_VERIFIER=None):
-        response = client.post(reverse("anonauth:sign-in"), headers={"X-CSRFToken": token})
+        response = client.post(reverse("anonauth:sign-in"), **csrf)
     if response.status_code != 201:
         raise AssertionError(
             f"signing in a guest answered {response.status_code}: {response.content!r}"

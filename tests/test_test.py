@@ -173,6 +173,11 @@ class TestGuestClient:
         client = guest_client(Client(enforce_csrf_checks=True))
         assert is_guest(session_user(client))
 
+    @override_settings(CSRF_HEADER_NAME="HTTP_X_XSRF_TOKEN", CSRF_COOKIE_NAME="xsrf")
+    def test_the_projects_csrf_names(self) -> None:
+        client = guest_client(Client(enforce_csrf_checks=True))
+        assert is_guest(session_user(client))
+
     def test_each_call_a_new_guest(self) -> None:
         first, second = session_user(guest_client()), session_user(guest_client())
         assert first.pk != second.pk
