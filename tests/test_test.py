@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import models
 from django.dispatch import Signal
 from django.test import Client, override_settings
+from django.test.utils import isolate_apps
 from django.utils import timezone
 
 from anonauth import signals
@@ -16,6 +19,7 @@ from anonauth.guests import is_guest
 from anonauth.models import Guest
 from anonauth.test import (
     BROWSER_USER_AGENT,
+    _identity_fields,
     capture_signal,
     connected,
     guest_client,
@@ -129,6 +133,18 @@ class TestMakeRegisteredUser:
         assert make_registered_user("ada@example.com").get_username() == expected
 
 
+@isolate_apps("tests.testapp")
+def test_a_model_without_an_email_field_gets_only_a_username() -> None:
+    class Handle(AbstractBaseUser):
+        handle = models.CharField(max_length=40, unique=True)
+        USERNAME_FIELD = "handle"
+
+        class Meta:
+            app_label = "testapp"
+
+    assert _identity_fields(Handle, "ada@example.com") == {"handle": "ada"}
+
+
 class TestMakeGuest:
     def test_a_guest(self) -> None:
         guest = make_guest()
@@ -177,6 +193,11 @@ class TestGuestClient:
     def test_the_projects_csrf_names(self) -> None:
         client = guest_client(Client(enforce_csrf_checks=True))
         assert is_guest(session_user(client))
+
+    def test_a_client_that_holds_a_csrf_cookie_already(self) -> None:
+        client = Client(enforce_csrf_checks=True)
+        client.get("/csrf/")
+        assert is_guest(session_user(guest_client(client)))
 
     def test_each_call_a_new_guest(self) -> None:
         first, second = session_user(guest_client()), session_user(guest_client())
