@@ -1,6 +1,8 @@
 # make demo  — virtualenv, install, migrate SQLite, seed, serve the example shop on :8000
 # make test  — virtualenv, install, lint, type-check, the whole suite with coverage
 # make bench — the benchmarks, against PostgreSQL (DATABASE_URL, default the local one)
+# make docs  — the documentation site (Sphinx, warnings are errors) in docs/_build/html
+# make dist  — the sdist and the wheel in dist/, checked by twine
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench docs dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +42,16 @@ demo: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python -m tests.benchmarks
 
+# -E: a fresh environment every time, so -W sees the warnings of every page, not only
+# of the pages changed since the last build. The lifecycle diagram needs Graphviz.
+docs: $(STAMP)
+	@command -v dot >/dev/null || { echo "make docs needs Graphviz: apt-get install graphviz" >&2; exit 1; }
+	$(BIN)/sphinx-build -W --keep-going -E -b html docs docs/_build/html
+
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build
+	$(BIN)/twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .coverage example.sqlite3 .tox
+	rm -rf $(VENV) .coverage example.sqlite3 .tox build dist docs/_build

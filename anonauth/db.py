@@ -71,7 +71,7 @@ def lock_guest(user_pk: Any) -> bool:
 
 
 def lock_free_guests(
-    user_pks: Sequence[Any], guest_rows: models.QuerySet[Guest]
+    user_pks: Sequence[Any], guest_rows: models.QuerySet[Guest], *, lock: bool = True
 ) -> list[tuple[Any, str]]:
     """Lock the user rows, then the ``Guest`` rows, of the guests among ``user_pks``
     that nobody else holds (``SKIP LOCKED``): never waits, so a purge cannot deadlock.
@@ -79,10 +79,11 @@ def lock_free_guests(
     ``guest_rows`` (a filtered ``Guest`` queryset) is the re-check: a guest that
     upgraded or came back meanwhile is not among them. Returns ``(user_pk,
     session_key)`` pairs, in primary-key order. Without ``SKIP LOCKED`` (SQLite, which
-    serialises writers anyway) the rows are read without locks.
+    serialises writers anyway) or with ``lock=False`` (a dry run) the rows are read
+    without locks.
     """
     ids = id_set(user_pks, get_user_model()._meta.pk)
-    locking = supports_skip_locked()
+    locking = lock and supports_skip_locked()
     free: Any = users().filter(pk__in=ids).order_by("pk")
     if locking:
         free = free.select_for_update(skip_locked=True)

@@ -19,6 +19,7 @@
   (:func:`touch_due`, :func:`touch`) and for guests authenticated by a token or JWT
   (:func:`touch_token_user`), at most once per ``ANONAUTH_TOUCH_INTERVAL``.
 - **Backends**: :func:`guest_backend`, the backend a guest's session names.
+- **Purges**: :class:`SessionCleanup` deletes purged guests' sessions.
 - **App clients**: :func:`use_session_token` reads the ``X-Session-Token`` header,
   :func:`session_token` issues it.
 """
@@ -28,7 +29,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +38,11 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
+from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models, router
 from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
@@ -48,6 +52,7 @@ from django.utils.module_loading import import_string
 
 from anonauth import db, state
 from anonauth.conf import conf
+from anonauth.deletion import raw_delete
 from anonauth.models import SESSION_KEY_MAX_LENGTH
 
 if TYPE_CHECKING:
@@ -362,6 +367,68 @@ def _server_key(session: SessionBase) -> str:
     if isinstance(session, CookieSessionStore) or key is None or len(key) > SESSION_KEY_MAX_LENGTH:
         return ""
     return key
+
+
+# Deleting purged guests' sessions
+
+
+@dataclass(frozen=True)
+class SessionCleanup:
+    """Deletes purged guests' sessions by key for the configured ``SESSION_ENGINE``.
+
+    Database-backed engines (``db``, ``cached_db``) lose their rows inside the batch's
+    transaction; cache-backed ones (``cache``, ``cached_db``) lose their cache entries
+    after it commits; any other server-side engine (``file``) deletes key by key after
+    the commit. Cookie-stored sessions (``signed_cookies``) are out of reach, and
+    harmless: they name a user that no longer exists.
+    """
+
+    store: type[Any]
+    model: type[models.Model] | None
+    cache_prefix: str | None
+
+    @classmethod
+    def from_settings(cls) -> SessionCleanup:
+        store = store_class()
+        model = store.get_model_class() if issubclass(store, DbSessionStore) else None
+        return cls(store, model, getattr(store, "cache_key_prefix", None))
+
+    @property
+    def per_key(self) -> bool:
+        return (
+            self.model is None
+            and self.cache_prefix is None
+            and not issubclass(self.store, CookieSessionStore)
+        )
+
+    def delete_rows(self, keys: Sequence[str]) -> int:
+        """Delete the database rows of ``keys`` (inside the batch's transaction) and
+        return how many sessions go."""
+        if self.model is None:
+            return len(keys) if self.cache_prefix is not None or self.per_key else 0
+        if not keys:
+            return 0
+        using = router.db_for_write(self.model)
+        in_keys = key_set(self.model, keys, using)
+        sessions = self.model._base_manager.using(using).filter(session_key__in=in_keys)
+        return raw_delete(sessions, using)
+
+    def drop_after_commit(self, keys: Sequence[str]) -> None:
+        """Delete what the engine keeps outside the database (after the commit)."""
+        if self.cache_prefix is not None:
+            cache = caches[settings.SESSION_CACHE_ALIAS]
+            cache.delete_many([self.cache_prefix + key for key in keys])
+        elif self.per_key:
+            for key in keys:
+                self.store().delete(key)
+
+
+def key_set(model: type[models.Model], keys: Sequence[str], using: str) -> Any:
+    """``keys`` for an ``__in`` lookup on ``model``'s rows in ``using``: one array
+    parameter when the sessions live in anonauth's database (and it is PostgreSQL)."""
+    if using != db.alias():
+        return list(keys)
+    return db.id_set(keys, model._meta.get_field("session_key"))  # type: ignore[arg-type]
 
 
 # App clients: the X-Session-Token header

@@ -3,12 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 
-BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
+from anonauth.test import BROWSER_USER_AGENT, make_registered_user
+
+BROWSER_AGENT = BROWSER_USER_AGENT
+# A registered user under whichever user model the settings install (``anonauth.test``).
+make_user = make_registered_user
 
 
 @pytest.fixture(autouse=True)
@@ -24,18 +27,6 @@ def browser() -> Client:
     client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
     client.cookies["seen"] = "1"
     return client
-
-
-def make_user(
-    email: str = "member@example.com", password: str = "correct-horse-42", **extra: Any
-) -> Any:
-    """A registered user under whichever user model the settings install."""
-    model = get_user_model()
-    if model.USERNAME_FIELD == "email":
-        return model.objects.create_user(email=email, password=password, **extra)
-    return model.objects.create_user(
-        username=email.split("@")[0], email=email, password=password, **extra
-    )
 
 
 @pytest.fixture

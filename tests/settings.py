@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "example_project.shop",
     "tests.testapp",
     "tests.linkapp",
+    "tests.deletionapp",
 ]
 
 MIDDLEWARE = [

@@ -4,12 +4,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.contrib import admin
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
+from anonauth.admin import GuestAdmin
 from anonauth.guests import create_guest
 from anonauth.models import Guest
 from tests.conftest import make_user
+from tests.purge_helpers import exists, make_guest, make_member
+from tests.testapp.models import Invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +80,27 @@ def test_the_admin_login_links_a_guest(browser: Client, settings: Any) -> None:
     assert response.status_code == 302
     assert Note.objects.get().author == staff_user
     assert not Guest.objects.exists()
+
+
+class TestPurgeAction:
+    def test_purges_the_stale_among_the_selected(self, rf: RequestFactory) -> None:
+        stale, other_stale, fresh = make_guest(), make_guest(), make_guest(days_ago=1)
+        protected = make_guest()
+        Invoice.objects.create(customer=protected)
+        request = rf.post("/")
+        request._messages = CookieStorage(request)  # type: ignore[attr-defined]
+        selected = Guest.objects.filter(pk__in=[stale.pk, fresh.pk, protected.pk])
+
+        GuestAdmin(Guest, admin.site).purge_selected(request, selected)
+
+        assert (exists(stale), exists(other_stale), exists(fresh)) == (False, True, True)
+        assert exists(protected)
+        assert [str(m) for m in request._messages] == [  # type: ignore[attr-defined]
+            "Purged 1 of 3 selected guests (only stale ones go).",
+            "1 kept: other data protects them (testapp.Invoice.customer).",
+        ]
+
+    def test_is_offered_to_those_who_may_delete(self, rf: RequestFactory) -> None:
+        request = rf.get("/")
+        request.user = make_member(is_staff=True, is_superuser=True)
+        assert "purge_selected" in GuestAdmin(Guest, admin.site).get_actions(request)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,8 +23,9 @@ from django.test import Client, override_settings
 from anonauth import signals
 from anonauth.exceptions import EmailInUse
 from anonauth.guests import create_guest, is_guest
+from anonauth.test import capture_signal, connected, guest_client, make_registered_user
 from anonauth.upgrade import upgrade_guest
-from example_project.shop.models import Cart, CartItem, Product
+from tests.testapp.models import Basket, BasketItem
 
 pytestmark = pytest.mark.django_db
 
@@ -34,29 +33,13 @@ PASSWORD = "correct horse battery staple"
 SESSION_URL = "/auth/anonymous/session/"
 
 
-@contextmanager
-def upgrades_recorded() -> Iterator[list[dict[str, Any]]]:
-    """Record ``guest_upgraded`` while the block runs (receiver always disconnected)."""
-    calls: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    signals.guest_upgraded.connect(receiver, weak=False)
-    try:
-        yield calls
-    finally:
-        signals.guest_upgraded.disconnect(receiver)
-
-
 @pytest.fixture
 def guest_browser(browser: Client) -> Client:
-    """A browser signed in as a guest with a cart and something in its session."""
-    browser.get("/guest-fn/")
+    """A browser signed in as a guest with a basket and something in its session."""
+    guest_client(browser)
     guest = get_user_model().objects.get(pk=browser.session["_auth_user_id"])
-    cart = Cart.objects.create(owner=guest)
-    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
-    CartItem.objects.create(cart=cart, product=product, quantity=2)
+    basket = Basket.objects.create(owner=guest)
+    BasketItem.objects.create(basket=basket, name="Teapot", quantity=2)
     session = browser.session
     session["basket_note"] = "gift wrap"
     session.save()
@@ -82,13 +65,13 @@ def assert_upgraded_in_place(client: Client, email: str) -> Any:
     assert not is_guest(user)
     assert user.email == email
     assert get_user_model().objects.count() == 1  # no user was created
-    assert CartItem.objects.get(cart__owner=user).quantity == 2
+    assert BasketItem.objects.get(basket__owner=user).quantity == 2
     assert client.session["basket_note"] == "gift wrap"
     return user
 
 
 def registered_user(email: str) -> Any:
-    user = get_user_model().objects.create_user(username="owner", email=email, password="x")
+    user = make_registered_user(email, password="x", username="owner")
     EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
     return user
 
@@ -106,7 +89,10 @@ def test_signup_page_is_open_to_guests_only(guest_browser: Client, client: Clien
 def test_signup_upgrades_guest_in_place(
     guest_browser: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
-    with upgrades_recorded() as upgrades, django_capture_on_commit_callbacks(execute=True):
+    with (
+        capture_signal(signals.guest_upgraded) as upgrades,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = guest_browser.post(
             "/accounts/signup/", {"email": "ada@example.com", "password1": PASSWORD}
         )
@@ -151,7 +137,7 @@ def test_mandatory_verification_signs_out_until_confirmed(guest_browser: Client)
     guest_browser.post(f"/accounts/confirm-email/{unquote(key.group(1))}/")
 
     assert EmailAddress.objects.get(user=user).verified
-    assert signed_in_as(guest_browser) == user.pk  # the same account, its cart waiting
+    assert signed_in_as(guest_browser) == user.pk  # the same account, its basket waiting
     assert guest_browser.session["basket_note"] == "gift wrap"
 
 
@@ -167,7 +153,7 @@ def test_mandatory_verification_then_password_login(guest_browser: Client) -> No
 
     assert response.status_code == 302
     assert signed_in_as(guest_browser) == user.pk
-    assert CartItem.objects.get(cart__owner=user).quantity == 2
+    assert BasketItem.objects.get(basket__owner=user).quantity == 2
 
 
 def test_signup_with_an_email_in_use_leaves_the_guest(guest_browser: Client) -> None:
@@ -247,7 +233,10 @@ def social_login(client: Client, process: str = "login", **data: Any) -> Any:
 def test_social_login_attaches_account_and_upgrades_in_place(
     guest_browser: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
-    with upgrades_recorded() as upgrades, django_capture_on_commit_callbacks(execute=True):
+    with (
+        capture_signal(signals.guest_upgraded) as upgrades,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = social_login(
             guest_browser, id=1234, email="ada@example.com", email_verified="on", first_name="Ada"
         )
@@ -327,9 +316,9 @@ def test_social_login_with_unverified_email_and_mandatory_verification(
 
 
 def assert_linked_into(client: Client, owner: Any) -> None:
-    """The guest's cart now belongs to ``owner``; the guest is gone; no user was made."""
+    """The guest's basket now belongs to ``owner``; the guest is gone; no user was made."""
     assert signed_in_as(client) == owner.pk
-    assert CartItem.objects.get(cart__owner=owner).quantity == 2
+    assert BasketItem.objects.get(basket__owner=owner).quantity == 2
     assert list(get_user_model().objects.values_list("pk", flat=True)) == [owner.pk]
 
 
@@ -353,16 +342,13 @@ def test_a_failed_social_link_keeps_the_guest_and_the_login(
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("receiver bug")
 
-    signals.guest_linking.connect(broken)
-    try:
+    with connected(signals.guest_linking, broken):
         social_login(guest_browser, id=999, email="owner@example.com")
-    finally:
-        signals.guest_linking.disconnect(broken)
 
     assert signed_in_as(guest_browser) == owner.pk  # the login went through
     guest = account(guest_browser)  # not deleted by allauth's sign-out either
     assert is_guest(guest)
-    assert CartItem.objects.get(cart__owner=guest).quantity == 2
+    assert BasketItem.objects.get(basket__owner=guest).quantity == 2
     assert "receiver bug" in caplog.text
 
 
@@ -454,9 +440,8 @@ def app_guest() -> tuple[Client, str, Any]:
     assert response.status_code == 201, response.content
     token = response.json()["session_token"]
     guest = get_user_model().objects.get(pk=response.json()["user"]["id"])
-    cart = Cart.objects.create(owner=guest)
-    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
-    CartItem.objects.create(cart=cart, product=product, quantity=2)
+    basket = Basket.objects.create(owner=guest)
+    BasketItem.objects.create(basket=basket, name="Teapot", quantity=2)
     return Client(HTTP_USER_AGENT="okhttp/4.12"), token, guest
 
 
@@ -469,7 +454,7 @@ def assert_app_linked_into(client: Client, response: Any, owner: Any, guest: Any
     new_token = body["meta"]["session_token"]
     session = client.get(SESSION_URL, HTTP_X_SESSION_TOKEN=new_token)
     assert session.json()["user"]["id"] == owner.pk
-    assert CartItem.objects.get(cart__owner=owner).quantity == 2
+    assert BasketItem.objects.get(basket__owner=owner).quantity == 2
     assert not get_user_model().objects.filter(pk=guest.pk).exists()
 
 

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
 from anonauth.models import Guest
-from example_project.shop.models import Cart
-from tests.conftest import BROWSER_AGENT
+from anonauth.test import BROWSER_USER_AGENT
+from tests.testapp.models import Basket
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ DELETE = "/auth/anonymous/delete/"
 
 def csrf_browser() -> Client:
     """A browser that must pass Django's CSRF check, holding a CSRF cookie."""
-    client = Client(HTTP_USER_AGENT=BROWSER_AGENT, enforce_csrf_checks=True)
+    client = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT, enforce_csrf_checks=True)
     client.get("/csrf/")
     assert "csrftoken" in client.cookies
     return client
@@ -137,11 +137,11 @@ class TestDelete:
     def test_a_guest_deletes_itself_and_its_data(self) -> None:
         client = csrf_browser()
         user_id = post_with_token(client, SIGN_IN).json()["user"]["id"]
-        Cart.objects.create(owner_id=user_id)
+        Basket.objects.create(owner_id=user_id)
         response = post_with_token(client, DELETE)
         assert response.status_code == 204
         assert not get_user_model().objects.filter(pk=user_id).exists()
-        assert not Cart.objects.exists()
+        assert not Basket.objects.exists()
         assert client.get(SESSION).status_code == 401
 
     def test_csrf_enforced(self) -> None:

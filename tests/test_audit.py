@@ -11,7 +11,7 @@ from anonauth import audit, signals
 from anonauth.guests import create_guest
 from anonauth.link import link_guest
 from anonauth.models import AuditEvent
-from tests.conftest import BROWSER_AGENT, make_user
+from anonauth.test import guest_client, make_registered_user
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +37,8 @@ class TestRecording:
         assert events() == [("upgraded", "password", 1)]
 
     def test_deleted_through_the_api(self, django_capture_on_commit_callbacks: Any) -> None:
-        client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
         with django_capture_on_commit_callbacks(execute=True):
-            client.post("/auth/anonymous/sign-in/")
+            client = guest_client()
             assert client.post("/auth/anonymous/delete/").status_code == 204
         assert events() == [("created", "", 1), ("deleted", "", 1)]
 
@@ -77,10 +76,8 @@ class TestRecording:
         assert events() == []
 
     def test_logout_deletion_is_recorded(self, django_capture_on_commit_callbacks: Any) -> None:
-        client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
-        client.cookies["seen"] = "1"
         with django_capture_on_commit_callbacks(execute=True):
-            client.get("/guest-fn/")
+            client = guest_client()
             client.post("/accounts/logout/")
         assert [kind for kind, _m, _c in events()] == ["created", "deleted"]
 
@@ -117,7 +114,9 @@ class TestAdminPage:
     @pytest.fixture
     def staff(self) -> Client:
         client = Client()
-        client.force_login(make_user(email="boss@example.com", is_staff=True, is_superuser=True))
+        client.force_login(
+            make_registered_user(email="boss@example.com", is_staff=True, is_superuser=True)
+        )
         return client
 
     def test_chart_and_rate(self, staff: Client) -> None:
@@ -137,7 +136,7 @@ class TestAdminPage:
 
     def test_needs_view_permission(self) -> None:
         client = Client()
-        client.force_login(make_user(email="clerk@example.com", is_staff=True))
+        client.force_login(make_registered_user(email="clerk@example.com", is_staff=True))
         assert client.get("/admin/anonauth/guest/activity/").status_code == 403
 
     def test_anonymous_goes_to_the_admin_login(self) -> None:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from anonauth import checks
+from anonauth.checks import check_settings
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -188,3 +189,28 @@ class TestLinkSettings:
 
     def test_default_exclude_may_name_apps_that_are_not_installed(self) -> None:
         assert checks.check_settings() == []
+
+
+class TestPurgeSettings:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("PURGE_BATCH_SIZE", 0),
+            ("PURGE_BATCH_SIZE", "100"),
+            ("PURGE_LOCK_TIMEOUT", -1),
+            ("PURGE_SPARE", 3),
+        ],
+    )
+    def test_bad_values(self, name: str, value: Any) -> None:
+        with override_settings(**{f"ANONAUTH_{name}": value}):
+            errors = [e for e in check_settings() if f"ANONAUTH_{name}" in e.msg]
+        assert [e.id for e in errors] == ["anonauth.E003"]
+
+    @override_settings(ANONAUTH_PURGE_SPARE="tests.nowhere.spare")
+    def test_spare_must_import(self) -> None:
+        errors = [e for e in check_settings() if "ANONAUTH_PURGE_SPARE" in e.msg]
+        assert [e.id for e in errors] == ["anonauth.E004"]
+
+    @override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge.spare_even")
+    def test_good_values(self) -> None:
+        assert check_settings() == []

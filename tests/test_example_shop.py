@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 
+from anonauth import link
+from anonauth.exceptions import EmailInUse
+from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
-from example_project.shop.models import Cart, Order, Product
+from anonauth.test import BROWSER_USER_AGENT, make_registered_user
+from example_project.shop.models import Cart, CartItem, Order, Product
 
 pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse battery staple"
+STRICT_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+]
 
 
 @pytest.fixture
@@ -71,3 +85,106 @@ def test_seed_demo_is_idempotent(capsys: Any) -> None:
     out = capsys.readouterr().out
     assert "Staff account: admin /" in out
     assert "Customer account: customer /" in out
+
+
+# The shop's guest_linking receiver (merge_carts), moved here from test_link.py
+
+
+def test_the_shops_receiver_merges_carts(member: Any) -> None:
+    """The pattern from the README: sum two carts before the automatic move."""
+    guest = create_guest()
+    mug, pen = (
+        Product.objects.create(name="Mug", price=8),
+        Product.objects.create(name="Pen", price=1),
+    )
+    guest_cart, member_cart = (
+        Cart.objects.create(owner=guest),
+        Cart.objects.create(owner=member),
+    )
+    CartItem.objects.create(cart=guest_cart, product=mug, quantity=2)
+    CartItem.objects.create(cart=guest_cart, product=pen, quantity=1)
+    CartItem.objects.create(cart=member_cart, product=mug, quantity=1)
+    link.link_guest(guest, member)  # the shop connects its merge_carts receiver
+    items = dict(Cart.objects.get(owner=member).items.values_list("product__name", "quantity"))
+    assert items == {"Mug": 3, "Pen": 1}
+    assert Cart.objects.count() == 1
+
+
+def test_two_guests_of_one_person_both_end_up_in_the_account(member: Any) -> None:
+    mug = Product.objects.create(name="Mug", price=8)
+    pen = Product.objects.create(name="Pen", price=1)
+    for product in (mug, pen):  # two devices, one after the other
+        device = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT)
+        device.cookies["seen"] = "1"
+        device.post(f"/cart/add/{product.pk}/")
+        device.post(
+            "/accounts/login/",
+            {"username": member.get_username(), "password": "correct-horse-42"},
+        )
+    items = dict(Cart.objects.get(owner=member).items.values_list("product__name", "quantity"))
+    assert items == {"Mug": 1, "Pen": 1}
+    assert not Guest.objects.exists()
+
+
+# Upgrade in place in the shop: the banner, the upgrade form, then checkout (moved here
+# from test_upgrade.py)
+
+EXAMPLE_TEMPLATES = [
+    {**settings.TEMPLATES[0], "DIRS": [Path(__file__).parent.parent / "example_project/templates"]}
+]
+
+
+@pytest.mark.auth_user_only  # the example project uses auth.User, logging in by username
+@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
+def test_example_shop_upgrade_keeps_the_cart_and_opens_checkout(browser: Client) -> None:
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    browser.post(f"/cart/add/{product.pk}/")  # a guest, with a cart
+    cart_page = browser.get("/cart/")
+    assert "create an account to keep your cart" in cart_page.content.decode()
+    assert browser.post("/checkout/")["Location"].startswith("/accounts/login/")
+    guest_id = int(browser.session["_auth_user_id"])
+    assert browser.get("/account/upgrade/").status_code == 200
+
+    response = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/cart/"
+    cart_page = browser.get("/cart/")
+    assert "1 \u00d7 Teapot" in cart_page.content.decode()
+    assert "guest-banner" not in cart_page.content.decode()
+    assert browser.post("/checkout/").status_code == 302
+    order = Order.objects.get()
+    assert order.customer_id == guest_id
+    assert order.total == Decimal("12.50")
+    browser.post("/accounts/logout/")
+    login = browser.post("/accounts/login/", {"username": "ada@example.com", "password": PASSWORD})
+    assert login.status_code == 302
+    assert int(browser.session["_auth_user_id"]) == guest_id
+
+
+@pytest.mark.auth_user_only  # the example project uses auth.User
+@override_settings(
+    ROOT_URLCONF="example_project.urls",
+    TEMPLATES=EXAMPLE_TEMPLATES,
+    AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS,
+)
+def test_example_shop_upgrade_form_shows_errors(browser: Client) -> None:
+    make_registered_user("taken@example.com")
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    browser.post(f"/cart/add/{product.pk}/")
+
+    taken = browser.post("/account/upgrade/", {"email": "taken@example.com", "password": PASSWORD})
+    weak = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": "1234"})
+
+    assert taken.status_code == 200
+    assert taken.context["form"].errors["email"] == [EmailInUse().message]
+    assert weak.status_code == 200
+    assert len(weak.context["form"].errors["password"]) == 2
+    assert is_guest(get_user_model().objects.get(pk=browser.session["_auth_user_id"]))
+
+
+@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
+def test_example_upgrade_page_sends_others_away(client: Client) -> None:
+    assert client.get("/account/upgrade/")["Location"] == "/"
+    client.force_login(make_registered_user("ada@example.com"))
+    assert client.get("/account/upgrade/")["Location"] == "/cart/"

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -13,35 +11,21 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError
 from django.http import HttpRequest
-from django.test import Client, RequestFactory, override_settings
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
 from anonauth import guests, sessions, signals, state
 from anonauth.exceptions import AlreadyAuthenticated, NotGuest
 from anonauth.models import Guest
-from example_project.shop.models import Cart
-from tests.conftest import BROWSER_AGENT
+from anonauth.test import BROWSER_USER_AGENT, capture_signal, connected, guest_client
 from tests.testapp import captcha
+from tests.testapp.models import Basket
 
 pytestmark = pytest.mark.django_db
 
 
-@contextmanager
-def receiving(signal: Any) -> Iterator[list[dict[str, Any]]]:
-    calls: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        calls.append({"sender": sender, **kwargs})
-
-    signal.connect(receiver)
-    try:
-        yield calls
-    finally:
-        signal.disconnect(receiver)
-
-
 def browser_request(method: str = "get", cookies: dict[str, str] | None = None) -> HttpRequest:
-    request = getattr(RequestFactory(), method)("/", HTTP_USER_AGENT=BROWSER_AGENT)
+    request = getattr(RequestFactory(), method)("/", HTTP_USER_AGENT=BROWSER_USER_AGENT)
     request.COOKIES.update(cookies if cookies is not None else {"csrftoken": "a" * 32})
     request.session = SessionStore()
     request.user = AnonymousUser()
@@ -83,7 +67,7 @@ class TestCreateGuest:
         self, django_capture_on_commit_callbacks: Any
     ) -> None:
         request = browser_request()
-        with receiving(signals.guest_created) as calls:
+        with capture_signal(signals.guest_created) as calls:
             with django_capture_on_commit_callbacks(execute=False) as callbacks:
                 user = guests.create_guest(request=request)
             assert calls == []  # not before the transaction commits
@@ -301,10 +285,10 @@ class TestDeleteGuest:
     def test_deletes_the_user_and_its_data(self) -> None:
         request = browser_request()
         user = guests.ensure_guest(request)
-        Cart.objects.create(owner=user)
+        Basket.objects.create(owner=user)
         guests.delete_guest(user, request=request)
         assert not get_user_model().objects.filter(pk=user.pk).exists()
-        assert not Cart.objects.exists()
+        assert not Basket.objects.exists()
         assert not request.user.is_authenticated
         assert SESSION_KEY not in request.session
 
@@ -332,9 +316,8 @@ class TestLogout:
         """Data that PROTECTs the guest blocks its deletion, never the logout."""
         from tests.testapp.models import Invoice
 
-        client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
-        client.cookies["seen"] = "1"
-        guest_id = client.get("/guest-fn/").json()["id"]
+        client = guest_client()
+        guest_id = client.session[SESSION_KEY]
         Invoice.objects.create(customer_id=guest_id)
         response = client.post("/accounts/logout/")
         assert response.status_code == 200  # LogoutView's page: no LOGOUT_REDIRECT_URL here
@@ -409,12 +392,11 @@ def test_a_failing_guest_created_receiver_is_logged_and_harmless(
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("receiver bug")
 
-    signals.guest_created.connect(broken)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            user = guests.create_guest()
-    finally:
-        signals.guest_created.disconnect(broken)
+    with (
+        connected(signals.guest_created, broken),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        user = guests.create_guest()
     assert Guest.objects.filter(user=user).exists()
     [record] = [r for r in caplog.records if r.name == "anonauth"]
     assert "raised" in record.getMessage()

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError
 from django.test import Client, override_settings
@@ -14,8 +12,7 @@ from anonauth import link, signals
 from anonauth.exceptions import LinkConflict, NotGuest
 from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
-from example_project.shop.models import Cart, CartItem, Product
-from tests.conftest import BROWSER_AGENT, make_user
+from anonauth.test import BROWSER_USER_AGENT, connected, guest_client, make_registered_user
 from tests.linkapp.models import (
     Bookmark,
     Draft,
@@ -28,17 +25,9 @@ from tests.linkapp.models import (
     Vote,
     Wallet,
 )
+from tests.testapp.models import Basket, BasketItem
 
 pytestmark = pytest.mark.django_db
-
-
-@contextmanager
-def connected(signal: Any, receiver: Any) -> Iterator[None]:
-    signal.connect(receiver)
-    try:
-        yield
-    finally:
-        signal.disconnect(receiver)
 
 
 @pytest.fixture
@@ -169,11 +158,10 @@ class TestReassignment:
         assert result.guest_deleted
 
     def test_rows_hanging_off_moved_rows_come_along(self, guest: Any, member: Any) -> None:
-        cart = Cart.objects.create(owner=guest)
-        mug = Product.objects.create(name="Mug", price=8)
-        CartItem.objects.create(cart=cart, product=mug, quantity=3)
+        basket = Basket.objects.create(owner=guest)
+        BasketItem.objects.create(basket=basket, name="Mug", quantity=3)
         link.link_guest(guest, member)
-        assert Cart.objects.get(owner=member).items.get().quantity == 3
+        assert Basket.objects.get(owner=member).items.get().quantity == 3
 
     def test_generic_foreign_keys_are_left_to_receivers(self, guest: Any, member: Any) -> None:
         """A GenericForeignKey is no relation to the user model: a receiver moves it."""
@@ -223,17 +211,19 @@ class TestReassignment:
     def test_labels(self) -> None:
         labels = link.known_labels()
         assert {
-            "shop.Cart.owner",
-            "shop.Order.customer",
+            "testapp.Basket.owner",
+            "testapp.Invoice.customer",
             "linkapp.Team.fans",
             "linkapp.Membership.person",
         } <= labels
-        assert link.unknown_labels(["shop.Cart.owner", "shop.Cart.nope"]) == ["shop.Cart.nope"]
+        assert link.unknown_labels(["testapp.Basket.owner", "testapp.Basket.nope"]) == [
+            "testapp.Basket.nope"
+        ]
 
 
 class TestPreconditions:
     def test_registered_user_cannot_be_linked(self, member: Any) -> None:
-        other = make_user(email="other@example.com")
+        other = make_registered_user(email="other@example.com")
         with pytest.raises(NotGuest):
             link.link_guest(other, member)
 
@@ -276,24 +266,6 @@ class TestSignals:
             ("linked", (guest_id, member.pk, {"linkapp.Note.author": 1})),
         ]
 
-    def test_the_shops_receiver_merges_carts(self, guest: Any, member: Any) -> None:
-        """The pattern from the README: sum two carts before the automatic move."""
-        mug, pen = (
-            Product.objects.create(name="Mug", price=8),
-            Product.objects.create(name="Pen", price=1),
-        )
-        guest_cart, member_cart = (
-            Cart.objects.create(owner=guest),
-            Cart.objects.create(owner=member),
-        )
-        CartItem.objects.create(cart=guest_cart, product=mug, quantity=2)
-        CartItem.objects.create(cart=guest_cart, product=pen, quantity=1)
-        CartItem.objects.create(cart=member_cart, product=mug, quantity=1)
-        link.link_guest(guest, member)  # the shop connects its merge_carts receiver
-        items = dict(Cart.objects.get(owner=member).items.values_list("product__name", "quantity"))
-        assert items == {"Mug": 3, "Pen": 1}
-        assert Cart.objects.count() == 1
-
     def test_a_raising_receiver_rolls_everything_back(self, guest: Any, member: Any) -> None:
         Note.objects.create(author=guest, text="safe")
 
@@ -309,9 +281,8 @@ class TestSignals:
 
 
 def guest_browser_with(note: str) -> tuple[Client, Any]:
-    client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
-    client.cookies["seen"] = "1"
-    user_id = client.get("/guest-fn/").json()["id"]
+    client = guest_client()
+    user_id = int(client.session[SESSION_KEY])
     Note.objects.create(author_id=user_id, text=note)
     return client, user_id
 
@@ -347,18 +318,14 @@ class TestLinkOnLogin:
         assert "receiver bug" in caplog.text
 
     def test_two_guests_of_one_person_both_end_up_in_the_account(self, member: Any) -> None:
-        mug = Product.objects.create(name="Mug", price=8)
-        pen = Product.objects.create(name="Pen", price=1)
-        for product in (mug, pen):  # two devices, one after the other
-            device = Client(HTTP_USER_AGENT=BROWSER_AGENT)
-            device.cookies["seen"] = "1"
-            device.post(f"/cart/add/{product.pk}/")
-            device.post(
+        for device in ("phone", "laptop"):  # one after the other
+            client, _ = guest_browser_with(f"from the {device}")
+            client.post(
                 "/accounts/login/",
                 {"username": member.get_username(), "password": "correct-horse-42"},
             )
-        items = dict(Cart.objects.get(owner=member).items.values_list("product__name", "quantity"))
-        assert items == {"Mug": 1, "Pen": 1}
+        notes = Note.objects.filter(author=member).values_list("text", flat=True)
+        assert sorted(notes) == ["from the laptop", "from the phone"]
         assert not Guest.objects.exists()
 
     def test_force_login_of_the_same_registered_user_links_nothing(self, member: Any) -> None:
@@ -444,7 +411,7 @@ class TestLinkEndpoint:
 
     def test_csrf_enforced(self, member: Any) -> None:
         """A forged cross-site link would move the victim's guest data to the attacker."""
-        client = Client(HTTP_USER_AGENT=BROWSER_AGENT, enforce_csrf_checks=True)
+        client = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT, enforce_csrf_checks=True)
         client.get("/csrf/")
         token = client.cookies["csrftoken"].value
         assert client.post("/auth/anonymous/sign-in/", HTTP_X_CSRFTOKEN=token).status_code == 201

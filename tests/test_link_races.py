@@ -10,7 +10,7 @@ from anonauth import link
 from anonauth.exceptions import NotGuest
 from anonauth.guests import create_guest
 from anonauth.models import Guest
-from tests.conftest import make_user
+from anonauth.test import make_registered_user
 from tests.linkapp.models import Note
 from tests.threads import run_together
 
@@ -26,7 +26,7 @@ def guest_with_notes() -> Any:
 
 
 def test_the_same_guest_linked_twice_at_once() -> None:
-    guest, member = guest_with_notes(), make_user()
+    guest, member = guest_with_notes(), make_registered_user()
     results = run_together(
         lambda: link.link_guest(guest, member), lambda: link.link_guest(guest, member)
     )
@@ -41,7 +41,7 @@ def test_the_same_guest_linked_twice_at_once() -> None:
 
 def test_one_guest_linked_into_two_accounts_at_once() -> None:
     guest = guest_with_notes()
-    alice, bob = make_user("alice@example.com"), make_user("bob@example.com")
+    alice, bob = make_registered_user("alice@example.com"), make_registered_user("bob@example.com")
     results = run_together(
         lambda: link.link_guest(guest, alice), lambda: link.link_guest(guest, bob)
     )
@@ -57,7 +57,7 @@ def test_a_guest_deleted_while_being_linked() -> None:
     first (the user row, then the Guest row) wins; the other finds no guest."""
     from anonauth.guests import delete_guest
 
-    guest, member = guest_with_notes(), make_user()
+    guest, member = guest_with_notes(), make_registered_user()
     results = run_together(lambda: link.link_guest(guest, member), lambda: delete_guest(guest))
     notes = Note.objects.count()
     if isinstance(results[0], link.LinkResult):
@@ -78,7 +78,7 @@ def test_a_stale_guest_purged_while_being_linked() -> None:
 
     from anonauth.purge import purge_guests
 
-    guest, member = guest_with_notes(), make_user()
+    guest, member = guest_with_notes(), make_registered_user()
     Guest.objects.filter(user_id=guest.pk).update(last_seen=timezone.now() - timedelta(days=90))
 
     results = run_together(lambda: link.link_guest(guest, member), purge_guests)

@@ -13,11 +13,11 @@ from django.utils import timezone
 
 from anonauth import guests, sessions
 from anonauth.models import Guest
-from tests.conftest import BROWSER_AGENT
+from anonauth.test import BROWSER_USER_AGENT
 
 pytestmark = pytest.mark.django_db
 
-AGENT = {"user-agent": BROWSER_AGENT}
+AGENT = {"user-agent": BROWSER_USER_AGENT}
 GUEST_VIEWS = ["/guest-fn/", "/guest-cbv/", "/guest-drf/", "/guest-api-view/", "/ensure/"]
 
 
@@ -63,7 +63,7 @@ def test_head_requests_get_no_guest(browser: Client) -> None:
 def test_a_cookieless_client_gets_a_probe_cookie_then_a_guest(
     django_assert_num_queries: Any,
 ) -> None:
-    client = Client(HTTP_USER_AGENT=BROWSER_AGENT)
+    client = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT)
     with django_assert_num_queries(0):
         response = client.get("/guest-fn/")
     assert response.json()["refusal"] == "no_cookie"
@@ -75,7 +75,10 @@ def test_a_cookieless_client_gets_a_probe_cookie_then_a_guest(
 
 def test_probe_cookies_are_random(db: None) -> None:
     values = {
-        Client(HTTP_USER_AGENT=BROWSER_AGENT).get("/guest-fn/").cookies[guests.PROBE_COOKIE].value
+        Client(HTTP_USER_AGENT=BROWSER_USER_AGENT)
+        .get("/guest-fn/")
+        .cookies[guests.PROBE_COOKIE]
+        .value
         for _ in range(3)
     }
     assert len(values) == 3
@@ -127,7 +130,7 @@ class TestTouch:
         guest_id = browser.get("/guest-lean/").content
         with django_assert_num_queries(2):  # the session and the user
             assert browser.get("/guest-lean/").content == guest_id
-        registered = Client(HTTP_USER_AGENT=BROWSER_AGENT)
+        registered = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT)
         registered.force_login(member)
         with django_assert_num_queries(2):
             assert registered.get("/guest-lean/").content == str(member.pk).encode()

@@ -36,8 +36,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from anonauth.test import make_registered_user
 from anonauth.views import STATUS_BY_CODE
-from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,7 @@ def guest_token() -> str:
 def member_token() -> str:
     """The session token of a new registered user."""
     client = Client()
-    client.force_login(make_user(email=f"member-{os.urandom(4).hex()}@example.com"))
+    client.force_login(make_registered_user(email=f"member-{os.urandom(4).hex()}@example.com"))
     return client.cookies["sessionid"].value
 
 
@@ -241,7 +241,7 @@ class TestDocumentedAnswers:
         assert response.json()["user"]["is_guest"] is False
 
     def test_upgrade_email_in_use(self, api_schema: Any, app: Application) -> None:
-        make_user(email="ada@example.com")
+        make_registered_user(email="ada@example.com")
         body = {"email": "ada@example.com", "password": "correct-horse-42"}
         response = call_and_validate(
             api_schema, app, "POST upgrade/", headers=as_guest(), body=body
@@ -270,7 +270,7 @@ class TestDocumentedAnswers:
         assert (response.status_code, response.json()["code"]) == (400, "invalid")
 
     def test_link(self, api_schema: Any, app: Application) -> None:
-        make_user(email="ada@example.com", password="correct-horse-42")
+        make_registered_user(email="ada@example.com", password="correct-horse-42")
         body = {"login": "ada@example.com", "password": "correct-horse-42"}
         response = call_and_validate(api_schema, app, "POST link/", headers=as_guest(), body=body)
         assert response.status_code == 200
@@ -280,7 +280,7 @@ class TestDocumentedAnswers:
     def test_link_conflict(self, api_schema: Any, app: Application) -> None:
         from tests.linkapp.models import Profile
 
-        account = make_user(email="ada@example.com", password="correct-horse-42")
+        account = make_registered_user(email="ada@example.com", password="correct-horse-42")
         Profile.objects.create(user=account, nickname="ada")
         headers = as_guest()
         guest = Client(HTTP_X_SESSION_TOKEN=headers["X-Session-Token"]).get(f"{API}session/")

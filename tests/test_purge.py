@@ -9,23 +9,18 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
-from django.contrib.contenttypes.models import ContentType
-from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.db import connection, models
 from django.db.models import QuerySet
-from django.test import Client, RequestFactory, override_settings
-from django.test.utils import CaptureQueriesContext, isolate_apps
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
-from anonauth import purge, signals
-from anonauth.admin import GuestAdmin
-from anonauth.checks import check_settings
+from anonauth import db, purge, sessions, signals
+from anonauth.deletion import Plan
 from anonauth.models import Guest
-from anonauth.purge import Plan, count_stale_guests, purge_guests
+from anonauth.purge import count_stale_guests, purge_guests
 from example_project.shop.models import Cart, CartItem, Order
 from tests.purge_helpers import (
     add_session,
@@ -219,10 +214,9 @@ class TestBatches:
         assert queries_for(2) == queries_for(7)
 
     def test_batches_fit_sqlite_parameter_limit(self) -> None:
-        run = purge._Run.start(dry_run=False)
-        capped = run.capped(100_000)
+        capped = db.max_batch(100_000)
         limit = connection.features.max_query_params
-        assert capped == (100_000 if limit is None else limit - purge.PARAM_MARGIN)
+        assert capped == (100_000 if limit is None else min(100_000, limit - db.PARAM_MARGIN))
 
     def test_dry_run_counts_and_deletes_nothing(
         self, django_capture_on_commit_callbacks: RunCommits
@@ -251,6 +245,44 @@ class TestBatches:
         make_member()
         assert count_stale_guests() == 1
         assert count_stale_guests(older_than=timedelta(days=5)) == 2
+
+
+def locked_in_order(queries: CaptureQueriesContext) -> list[str]:
+    """The tables that ``queries`` lock (``FOR UPDATE``), in order."""
+    tables = {
+        connection.ops.quote_name(model._meta.db_table): model._meta.label
+        for model in (get_user_model(), Guest)
+    }
+    return [
+        label
+        for query in queries.captured_queries
+        if "FOR UPDATE" in query["sql"]
+        for table, label in tables.items()
+        if f"FROM {table}" in query["sql"]
+    ]
+
+
+class TestLocking:
+    @pytest.mark.skipif(
+        not connection.features.has_select_for_update_skip_locked, reason="needs SKIP LOCKED"
+    )
+    def test_user_rows_are_locked_before_guest_rows(self) -> None:
+        """The one lock order: candidates are read unlocked, then each batch locks the
+        user rows, then the Guest rows."""
+        for _ in range(3):
+            make_guest()
+        with CaptureQueriesContext(connection) as queries:
+            assert purge_guests(batch_size=2).purged == 3
+        user, guest = get_user_model()._meta.label, Guest._meta.label
+        assert locked_in_order(queries) == [user, guest, user, guest]
+        assert all("SKIP LOCKED" in q["sql"] for q in queries if "FOR UPDATE" in q["sql"])
+
+    def test_a_dry_run_locks_nothing(self) -> None:
+        for _ in range(3):
+            make_guest()
+        with CaptureQueriesContext(connection) as queries:
+            assert purge_guests(batch_size=2, dry_run=True).purged == 3
+        assert not any("FOR UPDATE" in query["sql"] for query in queries)
 
 
 class TestSpare:
@@ -347,6 +379,9 @@ class TestSessions:
             assert not import_module(engine).SessionStore().exists(key)
             assert list(tmp_path.iterdir()) == []
 
+    def test_sessions_in_another_database_get_a_plain_key_list(self) -> None:
+        assert sessions.key_set(Session, ["a", "b"], "elsewhere") == ["a", "b"]
+
     @override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
     def test_cookie_sessions_are_out_of_reach(
         self, django_capture_on_commit_callbacks: RunCommits
@@ -409,166 +444,6 @@ class TestCollectorFallback:
         assert result.purged == 1
         assert result.blocked_by == {"testapp.Invoice": 1, "testapp.GiftWrap": 1}
         assert (exists(invoiced), exists(wrapped), exists(plain)) == (True, True, False)
-
-    @isolate_apps("tests.testapp")
-    def test_cycles_inheritance_and_custom_handlers_need_the_collector(self) -> None:
-        class Member(models.Model):  # noqa: DJ008
-            class Meta:
-                app_label = "testapp"
-
-        class Comment(models.Model):  # noqa: DJ008
-            author = models.ForeignKey(Member, models.CASCADE)
-            parent = models.ForeignKey("self", models.CASCADE, null=True)
-
-            class Meta:
-                app_label = "testapp"
-
-        assert Plan.build(Member).fallback == "testapp.Comment.parent cascades in a cycle"
-
-        class Person(models.Model):  # noqa: DJ008
-            class Meta:
-                app_label = "testapp"
-
-        class Staff(Person):  # noqa: DJ008
-            class Meta:
-                app_label = "testapp"
-
-        assert Plan.build(Staff).fallback == "testapp.Staff inherits from a concrete model"
-
-        def archive(*args: Any) -> None:
-            pass
-
-        class Account(models.Model):  # noqa: DJ008
-            class Meta:
-                app_label = "testapp"
-
-        class Note(models.Model):  # noqa: DJ008
-            account = models.ForeignKey(Account, archive)
-
-            class Meta:
-                app_label = "testapp"
-
-        assert Plan.build(Account).fallback == "testapp.Note.account has a custom on_delete"
-
-    @isolate_apps("tests.testapp")
-    def test_deep_chains_need_the_collector(self) -> None:
-        class Level0(models.Model):  # noqa: DJ008
-            class Meta:
-                app_label = "testapp"
-
-        previous: type[models.Model] = Level0
-        for depth in range(1, purge.MAX_DEPTH + 2):
-            previous = type(
-                f"Level{depth}",
-                (models.Model,),
-                {
-                    "__module__": __name__,
-                    "Meta": type("Meta", (), {"app_label": "testapp"}),
-                    "up": models.ForeignKey(previous, models.CASCADE),
-                },
-            )
-        assert "levels deep" in str(Plan.build(Level0).fallback)
-
-    @isolate_apps("tests.testapp")
-    def test_generic_relations_need_the_collector(self) -> None:
-        class Tag(models.Model):  # noqa: DJ008
-            content_type = models.ForeignKey(ContentType, models.CASCADE)
-            object_id = models.PositiveIntegerField()
-            target = GenericForeignKey("content_type", "object_id")
-
-            class Meta:
-                app_label = "testapp"
-
-        class Member(models.Model):  # noqa: DJ008
-            tags = GenericRelation(Tag)
-
-            class Meta:
-                app_label = "testapp"
-
-        assert Plan.build(Member).fallback == "testapp.Member has a generic relation"
-
-    @isolate_apps("tests.testapp")
-    def test_do_nothing_is_left_to_the_database(self) -> None:
-        class Member(models.Model):  # noqa: DJ008
-            class Meta:
-                app_label = "testapp"
-
-        class Visit(models.Model):  # noqa: DJ008
-            member = models.ForeignKey(Member, models.DO_NOTHING, db_constraint=False)
-
-            class Meta:
-                app_label = "testapp"
-
-        assert Plan.build(Member) == Plan(Member)
-
-    @isolate_apps("tests.testapp")
-    def test_plan_for_a_to_field_relation(self) -> None:
-        class Member(models.Model):  # noqa: DJ008
-            handle = models.CharField(max_length=10, unique=True)
-
-            class Meta:
-                app_label = "testapp"
-
-        class Badge(models.Model):  # noqa: DJ008
-            member = models.ForeignKey(Member, models.CASCADE, to_field="handle")
-
-            class Meta:
-                app_label = "testapp"
-
-        plan = Plan.build(Member)
-        assert plan.fallback is None
-        assert [step.label for step in plan.steps] == ["testapp.Badge.member"]
-        sql = str(plan.steps[0].rows([1, 2], "default").query)
-        assert "handle" in sql
-
-
-class TestChecks:
-    @pytest.mark.parametrize(
-        ("name", "value"),
-        [
-            ("PURGE_BATCH_SIZE", 0),
-            ("PURGE_BATCH_SIZE", "100"),
-            ("PURGE_LOCK_TIMEOUT", -1),
-            ("PURGE_SPARE", 3),
-        ],
-    )
-    def test_bad_values(self, name: str, value: Any) -> None:
-        with override_settings(**{f"ANONAUTH_{name}": value}):
-            errors = [e for e in check_settings() if f"ANONAUTH_{name}" in e.msg]
-        assert [e.id for e in errors] == ["anonauth.E003"]
-
-    @override_settings(ANONAUTH_PURGE_SPARE="tests.nowhere.spare")
-    def test_spare_must_import(self) -> None:
-        errors = [e for e in check_settings() if "ANONAUTH_PURGE_SPARE" in e.msg]
-        assert [e.id for e in errors] == ["anonauth.E004"]
-
-    @override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge.spare_even")
-    def test_good_values(self) -> None:
-        assert check_settings() == []
-
-
-class TestAdminAction:
-    def test_purges_the_stale_among_the_selected(self, rf: RequestFactory) -> None:
-        stale, other_stale, fresh = make_guest(), make_guest(), make_guest(days_ago=1)
-        protected = make_guest()
-        Invoice.objects.create(customer=protected)
-        request = rf.post("/")
-        request._messages = CookieStorage(request)  # type: ignore[attr-defined]
-        selected = Guest.objects.filter(pk__in=[stale.pk, fresh.pk, protected.pk])
-
-        GuestAdmin(Guest, admin.site).purge_selected(request, selected)
-
-        assert (exists(stale), exists(other_stale), exists(fresh)) == (False, True, True)
-        assert exists(protected)
-        assert [str(m) for m in request._messages] == [  # type: ignore[attr-defined]
-            "Purged 1 of 3 selected guests (only stale ones go).",
-            "1 kept: other data protects them (testapp.Invoice.customer).",
-        ]
-
-    def test_is_offered_to_those_who_may_delete(self, rf: RequestFactory) -> None:
-        request = rf.get("/")
-        request.user = make_member(is_staff=True, is_superuser=True)
-        assert "purge_selected" in GuestAdmin(Guest, admin.site).get_actions(request)
 
 
 @override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")

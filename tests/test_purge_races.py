@@ -24,14 +24,25 @@ from anonauth.exceptions import NotGuest
 from anonauth.guests import is_guest
 from anonauth.models import Guest
 from anonauth.purge import PurgeResult, purge_guests
+from anonauth.test import connected
 from anonauth.upgrade import upgrade_guest, upgrading
-from example_project.shop.models import CartItem
 from tests.purge_helpers import exists, make_guest
+from tests.testapp.models import Basket, BasketItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 10
 PASSWORD = "correct horse battery staple"
+
+
+def guest_with_basket(*, items: int) -> Any:
+    """A stale guest whose basket holds ``items`` lines: data the purge deletes with it."""
+    guest = make_guest()
+    basket = Basket.objects.create(owner=guest)
+    BasketItem.objects.bulk_create(
+        BasketItem(basket=basket, name=f"item {i}") for i in range(items)
+    )
+    return guest
 
 
 def upgrade(user: Any) -> None:
@@ -49,16 +60,13 @@ def after_first_batch(action: Callable[[], None]) -> Iterator[None]:
             done.append(True)
             action()
 
-    signals.guests_purged.connect(receiver, weak=False)
-    try:
+    with connected(signals.guests_purged, receiver):
         yield
-    finally:
-        signals.guests_purged.disconnect(receiver)
     assert done, "the first batch never committed"
 
 
 def test_a_guest_upgraded_between_batches_survives() -> None:
-    guests = [make_guest(items=1) for _ in range(4)]
+    guests = [guest_with_basket(items=1) for _ in range(4)]
     late = guests[3]
     with after_first_batch(lambda: upgrade(late)):
         result = purge_guests(batch_size=2)
@@ -66,7 +74,7 @@ def test_a_guest_upgraded_between_batches_survives() -> None:
     late.refresh_from_db()
     assert not is_guest(late)
     assert late.has_usable_password()
-    assert CartItem.objects.filter(cart__owner=late).count() == 1
+    assert BasketItem.objects.filter(basket__owner=late).count() == 1
 
 
 def test_a_guest_that_comes_back_between_batches_survives() -> None:
@@ -95,7 +103,7 @@ def _in_thread(func: Callable[[], Any]) -> Any:
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
 def test_a_guest_upgraded_during_a_purge_survives() -> None:
-    guests = [make_guest(items=2) for _ in range(5)]
+    guests = [guest_with_basket(items=2) for _ in range(5)]
     target = guests[2]
     locked, finish = threading.Event(), threading.Event()
 
@@ -119,7 +127,7 @@ def test_a_guest_upgraded_during_a_purge_survives() -> None:
     target.refresh_from_db()
     assert not is_guest(target)
     assert target.has_usable_password()
-    assert CartItem.objects.filter(cart__owner=target).count() == 2
+    assert BasketItem.objects.filter(basket__owner=target).count() == 2
 
 
 held = threading.Event()
@@ -137,7 +145,7 @@ def hold_first_batch(users: QuerySet[Any]) -> list[Any]:
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
 def test_concurrent_purges_share_the_work() -> None:
-    guests = [make_guest(items=1) for _ in range(6)]
+    guests = [guest_with_basket(items=1) for _ in range(6)]
     held.clear()
     release.clear()
     with override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge_races.hold_first_batch"):
@@ -149,7 +157,7 @@ def test_concurrent_purges_share_the_work() -> None:
     assert second.purged == 4
     assert first_result.purged == 2
     assert not any(exists(user) for user in guests)
-    assert CartItem.objects.count() == 0
+    assert BasketItem.objects.count() == 0
 
 
 def _wait_for_a_lock_waiter() -> None:
@@ -169,7 +177,7 @@ def _wait_for_a_lock_waiter() -> None:
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
 def test_an_upgrade_that_arrives_mid_batch_waits_and_finds_no_guest() -> None:
-    guests = [make_guest(items=1) for _ in range(3)]
+    guests = [guest_with_basket(items=1) for _ in range(3)]
     target = guests[1]
     held.clear()
     release.clear()

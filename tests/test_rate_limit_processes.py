@@ -79,7 +79,7 @@ def gunicorn(env: dict[str, str], log: Path) -> Iterator[int]:
                 "1",
                 "--chdir",
                 str(ROOT),
-                "example_project.wsgi:application",
+                "tests.wsgi:application",
             ],
             env=env,
             stdout=output,

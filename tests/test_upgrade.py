@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +11,6 @@ from django.contrib.auth import HASH_SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
 from django.db import IntegrityError
 from django.db.models.signals import post_save, pre_save
-from django.dispatch import Signal
 from django.test import Client, override_settings
 
 from anonauth import signals
@@ -29,8 +24,9 @@ from anonauth.exceptions import (
 from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
 from anonauth.sessions import SEEN_SESSION_KEY
+from anonauth.test import capture_signal, connected, guest_client, make_registered_user
 from anonauth.upgrade import upgrade_guest
-from example_project.shop.models import Cart, CartItem, Product
+from tests.testapp.models import Basket, BasketItem
 
 pytestmark = pytest.mark.django_db
 
@@ -47,35 +43,15 @@ STRICT_VALIDATORS = [
 ]
 
 
-@contextmanager
-def receiving(signal: Signal, receiver: Callable[..., Any], **kwargs: Any) -> Iterator[None]:
-    """Connect ``receiver`` for the block only, whatever happens in it."""
-    signal.connect(receiver, weak=False, **kwargs)
-    try:
-        yield
-    finally:
-        signal.disconnect(receiver, **kwargs)
-
-
-def registered_user(email: str, password: str = "secret") -> Any:
-    model = get_user_model()
-    if model.USERNAME_FIELD == "email":
-        return model.objects.create_user(email=email, password=password)
-    return model.objects.create_user(
-        username=email.partition("@")[0], email=email, password=password
-    )
-
-
 def fresh(user: Any) -> Any:
     return get_user_model().objects.get(pk=user.pk)
 
 
-def guest_with_cart() -> tuple[Any, Cart]:
+def guest_with_basket() -> tuple[Any, Basket]:
     guest = create_guest()
-    cart = Cart.objects.create(owner=guest)
-    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
-    CartItem.objects.create(cart=cart, product=product, quantity=2)
-    return guest, cart
+    basket = Basket.objects.create(owner=guest)
+    BasketItem.objects.create(basket=basket, name="Teapot", quantity=2)
+    return guest, basket
 
 
 def email_of(user: Any) -> str:
@@ -86,7 +62,7 @@ def email_of(user: Any) -> str:
 
 
 def test_upgrade_keeps_primary_key_and_related_rows() -> None:
-    guest, cart = guest_with_cart()
+    guest, basket = guest_with_basket()
 
     user = upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
 
@@ -96,8 +72,8 @@ def test_upgrade_keeps_primary_key_and_related_rows() -> None:
     assert not Guest.objects.filter(user_id=guest.pk).exists()
     assert email_of(stored) == "ada@example.com"
     assert stored.check_password(PASSWORD)
-    assert Cart.objects.get(pk=cart.pk).owner_id == guest.pk
-    assert CartItem.objects.get(cart=cart).quantity == 2
+    assert Basket.objects.get(pk=basket.pk).owner_id == guest.pk
+    assert BasketItem.objects.get(basket=basket).quantity == 2
 
 
 def test_instance_is_no_longer_a_guest_without_a_query(
@@ -117,10 +93,9 @@ def test_queries_do_not_grow_with_the_guests_data() -> None:
     from django.test.utils import CaptureQueriesContext
 
     light = create_guest()
-    heavy, cart = guest_with_cart()
+    heavy, basket = guest_with_basket()
     for number in range(20):
-        product = Product.objects.create(name=f"Cup {number}", price=Decimal("1.00"))
-        CartItem.objects.create(cart=cart, product=product)
+        BasketItem.objects.create(basket=basket, name=f"Cup {number}")
 
     counts = []
     for index, guest in enumerate([light, heavy]):
@@ -218,7 +193,7 @@ def test_email_longer_than_the_field_is_refused() -> None:
 
 
 def test_email_in_use_is_refused_case_insensitively() -> None:
-    registered_user("ada@example.com")
+    make_registered_user("ada@example.com")
     guest = create_guest()
     before = email_of(guest)
 
@@ -235,7 +210,7 @@ def test_email_in_use_is_refused_case_insensitively() -> None:
 
 def test_exact_email_in_use_is_refused() -> None:
     """On the email-keyed model the unique constraint answers first (IntegrityError)."""
-    registered_user("ada@example.com")
+    make_registered_user("ada@example.com")
     guest = create_guest()
 
     with pytest.raises(EmailInUse):
@@ -253,7 +228,7 @@ def test_integrity_error_of_unknown_cause_propagates() -> None:
         if instance.pk == guest.pk:  # a row the upgrade cannot know about, gone on rollback
             model.objects.create(**{identity: getattr(instance, identity), "password": "!"})
 
-    with receiving(pre_save, clash, sender=model), pytest.raises(IntegrityError):
+    with connected(pre_save, clash, sender=model), pytest.raises(IntegrityError):
         upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
 
     assert is_guest(fresh(guest))
@@ -290,7 +265,7 @@ def test_empty_password_is_refused() -> None:
 
 
 def test_registered_user_is_not_a_guest() -> None:
-    user = registered_user("ada@example.com")
+    user = make_registered_user("ada@example.com")
 
     with pytest.raises(NotGuest):
         upgrade_guest(user, email="other@example.com", password=PASSWORD)
@@ -314,13 +289,9 @@ def test_guest_upgraded_sent_after_commit(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     guest = create_guest()
-    calls: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        calls.append({"sender": sender, **kwargs})
 
     with (
-        receiving(signals.guest_upgraded, receiver),
+        capture_signal(signals.guest_upgraded) as calls,
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
         upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
@@ -347,7 +318,7 @@ def test_receiver_error_after_commit_keeps_upgrade_and_is_logged(
         raise RuntimeError("receiver failed")
 
     with (
-        receiving(signals.guest_upgraded, broken),
+        connected(signals.guest_upgraded, broken),
         django_capture_on_commit_callbacks(execute=True),
         caplog.at_level(logging.ERROR, logger="anonauth"),
     ):
@@ -361,17 +332,16 @@ def test_receiver_error_after_commit_keeps_upgrade_and_is_logged(
 def test_error_before_commit_rolls_everything_back(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    guest, cart = guest_with_cart()
+    guest, basket = guest_with_basket()
     before = email_of(guest)
-    upgraded: list[Any] = []
 
     def broken(sender: Any, instance: Any, **kwargs: Any) -> None:
         if instance.pk == guest.pk:
             raise RuntimeError("post_save failed")
 
     with (
-        receiving(post_save, broken, sender=get_user_model()),
-        receiving(signals.guest_upgraded, lambda **kwargs: upgraded.append(kwargs)),
+        connected(post_save, broken, sender=get_user_model()),
+        capture_signal(signals.guest_upgraded) as upgraded,
         django_capture_on_commit_callbacks(execute=True),
         pytest.raises(RuntimeError),
     ):
@@ -382,14 +352,14 @@ def test_error_before_commit_rolls_everything_back(
     assert is_guest(guest)  # the instance asks the database again
     assert email_of(stored) == before
     assert not stored.has_usable_password()
-    assert Cart.objects.get(pk=cart.pk).owner_id == guest.pk
+    assert Basket.objects.get(pk=basket.pk).owner_id == guest.pk
     assert upgraded == []
 
 
 def test_upgrade_by_someone_else_leaves_their_session_alone(rf: Any) -> None:
     from django.contrib.sessions.backends.db import SessionStore
 
-    admin = registered_user("admin@example.com")
+    admin = make_registered_user("admin@example.com")
     request = rf.post("/")
     request.session = SessionStore()
     request.session["_auth_user_id"] = str(admin.pk)
@@ -447,9 +417,7 @@ def fresh_by_id(user_id: int) -> Any:
 
 
 def test_api_rotates_the_csrf_token() -> None:
-    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 Firefox/140.0")
-    client.cookies["seen"] = "1"
-    client.get("/guest-fn/")  # a guest, by browsing: the CSRF cookie is set too
+    client = guest_client(Client(enforce_csrf_checks=True))  # holds a CSRF cookie
     old_token = client.cookies[settings.CSRF_COOKIE_NAME].value
 
     response = client.post(
@@ -463,9 +431,7 @@ def test_api_rotates_the_csrf_token() -> None:
 
 
 def test_api_enforces_csrf_for_cookie_clients() -> None:
-    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 Firefox/140.0")
-    client.cookies["seen"] = "1"
-    client.get("/guest-fn/")
+    client = guest_client(Client(enforce_csrf_checks=True))  # holds a CSRF cookie
     user_id = int(client.session["_auth_user_id"])
 
     response = client.post(UPGRADE_URL, {"email": "ada@example.com", "password": PASSWORD})
@@ -506,7 +472,7 @@ def test_api_token_client_gets_the_new_session_token() -> None:
     ],
 )
 def test_api_errors(browser: Client, payload: dict[str, str], status: int, code: str) -> None:
-    registered_user("taken@example.com")
+    make_registered_user("taken@example.com")
     user_id = sign_in_browser(browser)
 
     response = browser.post(UPGRADE_URL, payload)
@@ -537,7 +503,7 @@ def test_api_anonymous_visitor_gets_401() -> None:
 
 
 def test_api_registered_user_gets_403_not_guest(client: Client) -> None:
-    user = registered_user("ada@example.com")
+    user = make_registered_user("ada@example.com")
     client.force_login(user)
 
     response = client.post(UPGRADE_URL, {"email": "new@example.com", "password": PASSWORD})
@@ -555,68 +521,3 @@ def test_api_second_upgrade_is_refused(browser: Client) -> None:
 
     assert response.status_code == 403
     assert response.json()["code"] == "not_guest"
-
-
-# The example shop: the banner, the upgrade form, then checkout
-
-EXAMPLE_TEMPLATES = [
-    {**settings.TEMPLATES[0], "DIRS": [Path(__file__).parent.parent / "example_project/templates"]}
-]
-
-
-@pytest.mark.auth_user_only  # the example project uses auth.User, logging in by username
-@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
-def test_example_shop_upgrade_keeps_the_cart_and_opens_checkout(browser: Client) -> None:
-    from example_project.shop.models import Order
-
-    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
-    browser.post(f"/cart/add/{product.pk}/")  # a guest, with a cart
-    cart_page = browser.get("/cart/")
-    assert "create an account to keep your cart" in cart_page.content.decode()
-    assert browser.post("/checkout/")["Location"].startswith("/accounts/login/")
-    guest_id = int(browser.session["_auth_user_id"])
-    assert browser.get("/account/upgrade/").status_code == 200
-
-    response = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": PASSWORD})
-
-    assert response.status_code == 302
-    assert response["Location"] == "/cart/"
-    cart_page = browser.get("/cart/")
-    assert "1 \u00d7 Teapot" in cart_page.content.decode()
-    assert "guest-banner" not in cart_page.content.decode()
-    assert browser.post("/checkout/").status_code == 302
-    order = Order.objects.get()
-    assert order.customer_id == guest_id
-    assert order.total == Decimal("12.50")
-    browser.post("/accounts/logout/")
-    login = browser.post("/accounts/login/", {"username": "ada@example.com", "password": PASSWORD})
-    assert login.status_code == 302
-    assert int(browser.session["_auth_user_id"]) == guest_id
-
-
-@pytest.mark.auth_user_only  # the example project uses auth.User
-@override_settings(
-    ROOT_URLCONF="example_project.urls",
-    TEMPLATES=EXAMPLE_TEMPLATES,
-    AUTH_PASSWORD_VALIDATORS=STRICT_VALIDATORS,
-)
-def test_example_shop_upgrade_form_shows_errors(browser: Client) -> None:
-    registered_user("taken@example.com")
-    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
-    browser.post(f"/cart/add/{product.pk}/")
-
-    taken = browser.post("/account/upgrade/", {"email": "taken@example.com", "password": PASSWORD})
-    weak = browser.post("/account/upgrade/", {"email": "ada@example.com", "password": "1234"})
-
-    assert taken.status_code == 200
-    assert taken.context["form"].errors["email"] == [EmailInUse().message]
-    assert weak.status_code == 200
-    assert len(weak.context["form"].errors["password"]) == 2
-    assert is_guest(fresh_by_id(int(browser.session["_auth_user_id"])))
-
-
-@override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
-def test_example_upgrade_page_sends_others_away(client: Client) -> None:
-    assert client.get("/account/upgrade/")["Location"] == "/"
-    client.force_login(registered_user("ada@example.com"))
-    assert client.get("/account/upgrade/")["Location"] == "/cart/"

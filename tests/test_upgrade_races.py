@@ -15,6 +15,7 @@ from django.test import Client
 from anonauth.exceptions import AnonAuthError, EmailInUse, NotGuest
 from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
+from anonauth.test import connected
 from anonauth.upgrade import upgrade_guest
 from tests.threads import BARRIER_TIMEOUT, run_together
 
@@ -84,11 +85,8 @@ def test_email_lock_settles_upgrades_that_wrote_the_same_email_at_once() -> None
         if getattr(instance, "email", "") == "ada@example.com":
             both_wrote.wait()
 
-    post_save.connect(wait_for_the_other, sender=get_user_model(), weak=False)
-    try:
+    with connected(post_save, wait_for_the_other, sender=get_user_model()):
         results = run_together(*(upgrade_task(g.pk, "ada@example.com") for g in guests))
-    finally:
-        post_save.disconnect(wait_for_the_other, sender=get_user_model())
 
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1, results

@@ -24,5 +24,7 @@ urlpatterns = [
     path("registered-drf/", views.RegisteredDRF.as_view(), name="registered-drf"),
     path("async-guest/", views.async_guest, name="async-guest"),
     path("session-touch/", views.session_touch, name="session-touch"),
+    path("sync-login/", views.sync_login, name="sync-login"),
+    path("async-login/", views.async_login, name="async-login"),
     path("", include("example_project.shop.urls")),
 ]

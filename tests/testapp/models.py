@@ -1,4 +1,5 @@
-"""Test-only models with the relations the purge must honour besides shop's CASCADEs."""
+"""Test-only models: relations the purge must honour besides shop's CASCADEs, and a
+basket with items, the guest data that core tests create (they never import the demo)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,25 @@ class GiftWrap(models.Model):
 
     def __str__(self) -> str:
         return f"gift wrap {self.pk}"
+
+
+class Basket(models.Model):
+    """A user's data with rows hanging off it: one basket per user (a one-to-one)."""
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="basket"
+    )
+
+    def __str__(self) -> str:
+        return f"basket {self.pk}"
+
+
+class BasketItem(models.Model):
+    """A line of a basket: reaches the user only through the basket."""
+
+    basket = models.ForeignKey(Basket, on_delete=models.CASCADE, related_name="items")
+    name = models.CharField(max_length=50)
+    quantity = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.name}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import aauthenticate, alogin, authenticate, login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import View
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -109,3 +110,25 @@ async def _is_guest(user: object) -> bool:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(is_guest)(user)
+
+
+def sync_login(request: HttpRequest) -> JsonResponse:
+    """Sign in with a password through ``login()``, as any project login view does."""
+    account = authenticate(
+        request, username=request.POST.get("username"), password=request.POST.get("password")
+    )
+    if account is None:
+        return JsonResponse({"id": None}, status=400)
+    login(request, account)
+    return JsonResponse({"id": account.pk})
+
+
+async def async_login(request: HttpRequest) -> JsonResponse:
+    """The same through ``alogin()`` in an async view."""
+    account = await aauthenticate(
+        request, username=request.POST.get("username"), password=request.POST.get("password")
+    )
+    if account is None:
+        return JsonResponse({"id": None}, status=400)
+    await alogin(request, account)
+    return JsonResponse({"id": account.pk})

@@ -24,10 +24,10 @@ from allauth.account.views import confirm_login_code as allauth_confirm_login_co
 from allauth.account.views import request_login_code as allauth_request_login_code
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.decorators import rate_limit
-from allauth.headless.account.views import LoginView as AllauthHeadlessLoginView
 from allauth.headless.account.views import (
     ConfirmLoginCodeView as AllauthHeadlessConfirmLoginCodeView,
 )
+from allauth.headless.account.views import LoginView as AllauthHeadlessLoginView
 from allauth.headless.account.views import (
     RequestLoginCodeView as AllauthHeadlessRequestLoginCodeView,
 )
@@ -152,16 +152,18 @@ class HeadlessGuestAsVisitorMixin:
 
 
 class HeadlessRequestLoginCodeView(
-    HeadlessGuestAsVisitorMixin, AllauthHeadlessRequestLoginCodeView
-):  # type: ignore[misc]
+    HeadlessGuestAsVisitorMixin,
+    AllauthHeadlessRequestLoginCodeView,  # type: ignore[misc]
+):
     """allauth headless ``POST auth/code/request`` (browser and app clients), open to
     guests: the guest is answered as a visitor with a pending login (401), its session
     kept, so that confirming the code logs the account in and links the guest."""
 
 
 class HeadlessConfirmLoginCodeView(
-    HeadlessGuestAsVisitorMixin, AllauthHeadlessConfirmLoginCodeView
-):  # type: ignore[misc]
+    HeadlessGuestAsVisitorMixin,
+    AllauthHeadlessConfirmLoginCodeView,  # type: ignore[misc]
+):
     """allauth headless ``POST auth/code/confirm``, open to guests (the login links the
     guest into the account)."""
 

@@ -23,9 +23,9 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from anonauth.models import Guest
+from anonauth.test import BROWSER_USER_AGENT, connected
 
 THREADS = 10
-BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
 CSRF_SECRET = "a" * 32  # a well-formed unmasked CSRF secret
 SESSION_DATA = {"cart": ["sku-1", "sku-2"], "language": "fr"}
 
@@ -46,7 +46,7 @@ def race_test(test: Callable[..., None]) -> Callable[..., None]:
 
 
 def browser_client(cookies: dict[str, str], **defaults: Any) -> Client:
-    client = Client(HTTP_USER_AGENT=BROWSER_AGENT, **defaults)
+    client = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT, **defaults)
     for name, value in cookies.items():
         client.cookies[name] = value
     return client
@@ -200,11 +200,8 @@ def failing_guest_insert() -> Iterator[None]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT * FROM anonauth_no_such_table")  # a real database error
 
-    pre_save.connect(fail, sender=Guest, dispatch_uid="test_races.fail", weak=False)
-    try:
+    with connected(pre_save, fail, sender=Guest):
         yield
-    finally:
-        pre_save.disconnect(sender=Guest, dispatch_uid="test_races.fail")
 
 
 def lazy_visit(client: Client) -> Any:
