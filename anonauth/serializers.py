@@ -26,11 +26,22 @@ class UserSerializer(serializers.Serializer[Any]):
         return is_guest(user)
 
 
+class TokenPairSerializer(serializers.Serializer[Any]):
+    """A simplejwt pair for the user now signed in (with the ``is_guest`` claim)."""
+
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
 class SignInSerializer(serializers.Serializer[Any]):
-    """The sign-in answer: the guest, and for app clients the session token."""
+    """The sign-in answer: the guest, and what the client authenticates with from now
+    on: for app clients on the session the ``session_token``; for JWT clients
+    ``tokens``; for DRF Token clients ``token``."""
 
     user = UserSerializer()
     session_token = serializers.CharField(allow_null=True)
+    tokens = TokenPairSerializer(required=False)
+    token = serializers.CharField(required=False)
 
 
 class UpgradeSerializer(serializers.Serializer[Any]):

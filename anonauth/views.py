@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests, link, sessions, upgrade
+from anonauth import guests, link, tokens, upgrade
 from anonauth.exceptions import AnonAuthError, GuestUnavailable, PasswordInvalid, RateLimited
 from anonauth.permissions import IsGuest
 from anonauth.schema import documented
@@ -89,15 +89,24 @@ class GuestSessionAuthentication(SessionAuthentication):
 
 
 class AnonAuthAPIView(APIView):
-    """Base of anonauth's views: one error shape, CSRF for every cookie client."""
+    """Base of anonauth's views: one error shape, CSRF for every cookie client.
+
+    Clients authenticate by the session (cookie or ``X-Session-Token``) or by the
+    token schemes among the project's ``DEFAULT_AUTHENTICATION_CLASSES``
+    (:func:`anonauth.tokens.token_authenticators`).
+    """
 
     authentication_classes = [GuestSessionAuthentication]
+
+    def get_authenticators(self) -> list[Any]:
+        return [*super().get_authenticators(), *tokens.token_authenticators()]
 
     def get_exception_handler(self) -> Any:
         return exception_handler
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and request.COOKIES:
+        unsafe = request.method not in ("GET", "HEAD", "OPTIONS", "TRACE")
+        if unsafe and request.COOKIES and not tokens.by_header(request):
             check_csrf(request)
         super().initial(request, *args, **kwargs)
 
@@ -111,12 +120,9 @@ def check_csrf(request: Request) -> None:
 
 
 def signed_in_as(user: Any, request: Request) -> dict[str, Any]:
-    """The body of a response that changed who is signed in: the user, and the session
-    token app clients must send from now on (``None`` for cookie clients)."""
-    return {
-        "user": UserSerializer(user).data,
-        "session_token": sessions.session_token(request._request),
-    }
+    """The body of a response that changed who is signed in: the user, and what the
+    client must authenticate with from now on (:func:`anonauth.tokens.credentials`)."""
+    return {"user": UserSerializer(user).data, **tokens.credentials(user, request)}
 
 
 @documented(
@@ -143,10 +149,7 @@ class SignInView(AnonAuthAPIView):
 
     def post(self, request: Request) -> Response:
         user, created = guests.sign_in(request._request)
-        body = {
-            "user": UserSerializer(user).data,
-            "session_token": sessions.session_token(request._request),
-        }
+        body = signed_in_as(user, request)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -212,11 +215,7 @@ class UpgradeView(AnonAuthAPIView):
         user = upgrade.upgrade_guest(
             request.user, request=request._request, **serializer.validated_data
         )
-        body = {
-            "user": UserSerializer(user).data,
-            "session_token": sessions.session_token(request._request),
-        }
-        return Response(body)
+        return Response(signed_in_as(user, request))
 
 
 @documented(

@@ -275,3 +275,80 @@ class TestLoginLinks:
         assert Note.objects.get().author_id == member.pk
         assert not get_user_model().objects.filter(pk=guest_id).exists()
         assert browser.get(SESSION).json()["user"]["id"] == member.pk
+
+
+@pytest.fixture
+def token_authentication(settings: Any) -> None:
+    """The project authenticates DRF views by session, Token and JWT."""
+    settings.REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.SessionAuthentication",
+            "rest_framework.authentication.TokenAuthentication",
+            "rest_framework_simplejwt.authentication.JWTAuthentication",
+        ]
+    }
+
+
+@pytest.mark.usefixtures("token_authentication")
+class TestTokenClientsGoOn:
+    """Upgrade and link answer token clients with what they need to go on: a JWT client
+    gets a new pair (``is_guest`` false, or the account's), a DRF Token client the
+    account's token (the guest's went with the guest)."""
+
+    UPGRADE = "/auth/anonymous/upgrade/"
+
+    def jwt_guest(self) -> tuple[Any, str]:
+        from anonauth.contrib.simplejwt import refresh_token_for
+
+        guest = create_guest()
+        return guest, f"Bearer {refresh_token_for(guest).access_token}"
+
+    def test_a_jwt_guest_upgrades_and_gets_new_tokens(self) -> None:
+        guest, authorization = self.jwt_guest()
+        response = Client(HTTP_USER_AGENT="okhttp/4.12").post(
+            self.UPGRADE,
+            {"email": "ada@example.com", "password": PASSWORD},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=authorization,
+        )
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["user"] == {**body["user"], "id": guest.pk, "is_guest": False}
+        assert body["session_token"] is None
+        access = AccessToken(body["tokens"]["access"])
+        assert (access["user_id"], access["is_guest"]) == (str(guest.pk), False)
+        assert RefreshToken(body["tokens"]["refresh"])["is_guest"] is False
+
+    def test_a_jwt_guest_links_and_gets_the_accounts_tokens(self) -> None:
+        member = make_user()
+        guest, authorization = self.jwt_guest()
+        Note.objects.create(author=guest, text="mine")
+        response = Client(HTTP_USER_AGENT="okhttp/4.12").post(
+            LINK,
+            {"login": member.email, "password": PASSWORD},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=authorization,
+        )
+        assert response.status_code == 200, response.content
+        access = response.json()["tokens"]["access"]
+        assert AccessToken(access)["user_id"] == str(member.pk)
+        again = Client(HTTP_USER_AGENT="okhttp/4.12").get(
+            "/paths/jwt-only/", HTTP_AUTHORIZATION=f"Bearer {access}"
+        )
+        assert again.json() == {"id": member.pk, "is_guest": False}
+        assert Note.objects.get().author_id == member.pk
+
+    def test_a_drf_token_guest_links_and_gets_the_accounts_token(self) -> None:
+        member = make_user()
+        guest = create_guest()
+        key = Token.objects.create(user=guest).key
+        response = Client(HTTP_USER_AGENT="okhttp/4.12").post(
+            LINK,
+            {"login": member.email, "password": PASSWORD},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+        assert response.status_code == 200, response.content
+        token = response.json()["token"]
+        assert Token.objects.get(key=token).user_id == member.pk
+        assert not Token.objects.filter(key=key).exists()  # gone with the guest
