@@ -17,6 +17,7 @@ class AnonAuthConfig(AppConfig):
 
         django_checks.register(checks.check_settings)
         django_checks.register(checks.check_middleware)
+        django_checks.register(checks.check_backends)
         django_checks.register(checks.check_caches, django_checks.Tags.caches)
         django_checks.register(checks.check_security, django_checks.Tags.security)
         user_logged_out.connect(

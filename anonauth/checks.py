@@ -8,9 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
+from anonauth import sessions
 from anonauth.conf import conf
 from anonauth.link import CONFLICT_POLICIES, unknown_labels
 
@@ -60,6 +62,17 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
             )
         )
     return errors
+
+
+def check_backends(**kwargs: Any) -> list[CheckMessage]:
+    """anonauth.E005: a backend in AUTHENTICATION_BACKENDS can load a guest (get_user)."""
+    try:
+        sessions.guest_backend()
+    except ImproperlyConfigured as error:
+        return [Error(str(error), id="anonauth.E005")]
+    except ImportError:
+        return []  # Django's own checks and the login itself report a bad path
+    return []
 
 
 def check_caches(**kwargs: Any) -> list[CheckMessage]:

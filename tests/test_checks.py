@@ -131,6 +131,37 @@ class TestSettings:
         assert checks.check_settings() == []
 
 
+class TestBackends:
+    @pytest.mark.parametrize(
+        "backends",
+        [
+            ["django.contrib.auth.backends.ModelBackend"],
+            ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"],
+            [
+                "rules.permissions.ObjectPermissionBackend",
+                "django.contrib.auth.backends.ModelBackend",
+            ],
+        ],
+    )
+    def test_a_backend_that_loads_users(self, backends: list[str]) -> None:
+        with override_settings(AUTHENTICATION_BACKENDS=backends):
+            assert checks.check_backends() == []
+
+    def test_e005_no_backend_can_load_a_guest(self) -> None:
+        backends = [
+            "axes.backends.AxesStandaloneBackend",
+            "rules.permissions.ObjectPermissionBackend",
+        ]
+        with override_settings(AUTHENTICATION_BACKENDS=backends):
+            [error] = checks.check_backends()
+        assert error.id == "anonauth.E005"
+        assert "get_user()" in error.msg
+
+    def test_a_path_that_does_not_import_is_left_to_django(self) -> None:
+        with override_settings(AUTHENTICATION_BACKENDS=["nowhere.Backend"]):
+            assert checks.check_backends() == []
+
+
 def test_checks_are_registered() -> None:
     from django.core.checks import registry
 
@@ -138,6 +169,7 @@ def test_checks_are_registered() -> None:
     for check in (
         checks.check_settings,
         checks.check_middleware,
+        checks.check_backends,
         checks.check_caches,
         checks.check_security,
     ):
