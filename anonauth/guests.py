@@ -36,7 +36,7 @@ from anonauth.exceptions import (
     NotGuest,
     RateLimited,
 )
-from anonauth.models import Guest
+from anonauth.models import FLAG_UNKNOWN, Guest, cache_guest_flag, cached_guest_flag
 
 logger = logging.getLogger("anonauth")
 
@@ -57,8 +57,6 @@ RATE_LIMIT_GROUP = "anonauth.create_guest"
 # a cookie planted by another site (cookie tossing) is of little use to an attacker.
 CLAIM_WINDOW = timedelta(seconds=10)
 USERNAME_ATTEMPTS = 5
-# Where Django caches the reverse one-to-one ``user.anonauth_guest`` (the guest flag).
-GUEST_CACHE_NAME = "anonauth_guest"
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
@@ -73,10 +71,11 @@ async def ais_guest(user: Any) -> bool:
     """:func:`is_guest` for async code: no synchronous query (cached on the user too)."""
     if not getattr(user, "is_authenticated", False) or user.pk is None:
         return False
-    cache = user._state.fields_cache
-    if GUEST_CACHE_NAME not in cache:
-        cache[GUEST_CACHE_NAME] = await db.guests().filter(user_id=user.pk).afirst()
-    return cache[GUEST_CACHE_NAME] is not None
+    flag = cached_guest_flag(user)
+    if flag is FLAG_UNKNOWN:
+        flag = await db.guests().filter(user_id=user.pk).afirst()
+        cache_guest_flag(user, flag)
+    return flag is not None
 
 
 def create_guest(*, request: HttpRequest | None = None) -> User:

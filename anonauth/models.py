@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -43,6 +45,33 @@ class Guest(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+# The guest flag as cached on a user instance (``user.anonauth_guest``), through the
+# relation's own cache methods: ``is_guest`` asks the database at most once per instance.
+FLAG_UNKNOWN: Any = object()
+
+
+def _flag_relation() -> Any:
+    return Guest._meta.get_field("user").remote_field  # the reverse one-to-one
+
+
+def cached_guest_flag(user: Any) -> Any:
+    """The cached ``Guest`` row of ``user``, ``None`` if known not to be a guest, or
+    :data:`FLAG_UNKNOWN`."""
+    return _flag_relation().get_cached_value(user, default=FLAG_UNKNOWN)
+
+
+def cache_guest_flag(user: Any, guest: Guest | None) -> None:
+    """Remember on ``user`` that it is ``guest``'s user (``None``: not a guest)."""
+    _flag_relation().set_cached_value(user, guest)
+
+
+def forget_guest_flag(user: Any) -> None:
+    """Forget the cached flag: the next ``is_guest(user)`` asks the database."""
+    relation = _flag_relation()
+    if relation.is_cached(user):
+        relation.delete_cached_value(user)
 
 
 class AuditEvent(models.Model):

@@ -53,7 +53,7 @@ from django.utils.module_loading import import_string
 from anonauth import db, state
 from anonauth.conf import conf
 from anonauth.deletion import raw_delete
-from anonauth.models import SESSION_KEY_MAX_LENGTH
+from anonauth.models import SESSION_KEY_MAX_LENGTH, cached_guest_flag
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -339,7 +339,7 @@ def _token_user(request: HttpRequest) -> Any:
     user = getattr(request, "user", None)
     if user is None or isinstance(user, SimpleLazyObject) or not user.is_authenticated:
         return None
-    if user._state.fields_cache.get("anonauth_guest", True) is None:
+    if cached_guest_flag(user) is None:
         return None
     session = getattr(request, "session", None)
     if session is not None and session.accessed and SEEN_SESSION_KEY in session:

@@ -34,7 +34,8 @@ from anonauth.exceptions import (
     PasswordInvalid,
     UsernameInUse,
 )
-from anonauth.guests import GUEST_CACHE_NAME, is_guest, model_field
+from anonauth.guests import is_guest, model_field
+from anonauth.models import cache_guest_flag, forget_guest_flag
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -121,7 +122,7 @@ def upgrading(
                 signals.guest_upgraded, model, user=user, request=request, method=method
             )
     except BaseException:
-        user._state.fields_cache.pop(GUEST_CACHE_NAME, None)  # is_guest() asks again
+        forget_guest_flag(user)  # is_guest() asks again
         raise
     if request is not None:
         sessions.continue_as_account(request, user)
@@ -181,7 +182,7 @@ def _remove_guest_flag(user: Any) -> None:
     if not db.lock_guest(user.pk):
         raise NotGuest()  # upgraded, linked or purged meanwhile
     db.guests().filter(user_id=user.pk).delete()
-    user._state.fields_cache[GUEST_CACHE_NAME] = None  # is_guest(user) is False now
+    cache_guest_flag(user, None)  # is_guest(user) is False now
 
 
 def _check_email_unique(user: Any) -> None:
