@@ -10,7 +10,7 @@ from django.test import Client
 from anonauth.test import BROWSER_USER_AGENT, make_registered_user
 
 BROWSER_AGENT = BROWSER_USER_AGENT
-# A registered user under whichever user model the settings install (``anonauth.test``).
+# The old name of anonauth.test.make_registered_user: tests.test_lock_order still uses it.
 make_user = make_registered_user
 
 
@@ -31,7 +31,7 @@ def browser() -> Client:
 
 @pytest.fixture
 def member(db: None) -> Any:
-    return make_user()
+    return make_registered_user()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

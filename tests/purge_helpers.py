@@ -1,30 +1,29 @@
-"""Data builders and signal capture shared by the purge tests."""
+"""Data builders shared by the purge tests, on top of ``anonauth.test``."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
-from django.dispatch import Signal
-from django.utils import timezone
 
-from anonauth.guests import create_guest
+from anonauth import test as anonauth_test
 from anonauth.models import Guest
-from example_project.shop.models import Cart, CartItem, Product
+from anonauth.test import capture_signal
+from tests.testapp.models import Basket, BasketItem
+
+# tests.test_lock_order still imports the old name.
+received = capture_signal
 
 _numbers = itertools.count()
 
 
 def make_guest(*, days_ago: float = 60, items: int = 0, session: bool = False) -> Any:
-    """A guest last seen ``days_ago`` days ago, with a cart of ``items`` lines if asked."""
-    user = create_guest()
-    Guest.objects.filter(pk=user.pk).update(last_seen=timezone.now() - timedelta(days=days_ago))
+    """A guest last seen ``days_ago`` days ago, with a basket of ``items`` lines if asked."""
+    user = anonauth_test.make_guest(seen_ago=timedelta(days=days_ago))
     if items:
         fill_cart(user, items)
     if session:
@@ -33,20 +32,17 @@ def make_guest(*, days_ago: float = 60, items: int = 0, session: bool = False) -
 
 
 def make_member(**fields: Any) -> Any:
-    """A registered user (no Guest row), whatever the user model."""
-    user_model = get_user_model()
-    login = f"member{next(_numbers)}@example.com"
-    return user_model._default_manager.create_user(  # type: ignore[attr-defined]
-        **{user_model.USERNAME_FIELD: login}, password="pw", **fields
+    """A registered user (no Guest row) with a login of its own, whatever the user model."""
+    return anonauth_test.make_registered_user(f"member{next(_numbers)}@example.com", **fields)
+
+
+def fill_cart(user: Any, items: int) -> Basket:
+    """Give ``user`` a basket of ``items`` lines (it must not have one yet)."""
+    basket = Basket.objects.create(owner=user)
+    BasketItem.objects.bulk_create(
+        BasketItem(basket=basket, name=f"item {next(_numbers)}") for _ in range(items)
     )
-
-
-def fill_cart(user: Any, items: int) -> Cart:
-    cart = Cart.objects.create(owner=user)
-    for _ in range(items):
-        product = Product.objects.create(name=f"product {next(_numbers)}", price=1)
-        CartItem.objects.create(cart=cart, product=product)
-    return cart
+    return basket
 
 
 def add_session(user: Any) -> str | None:
@@ -62,18 +58,3 @@ def add_session(user: Any) -> str | None:
 
 def exists(user: Any) -> bool:
     return get_user_model()._base_manager.filter(pk=user.pk).exists()
-
-
-@contextmanager
-def received(signal: Signal) -> Iterator[list[dict[str, Any]]]:
-    """Record what ``signal`` sends while the block runs; always disconnects."""
-    calls: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        calls.append({"sender": sender, **kwargs})
-
-    signal.connect(receiver, weak=False)
-    try:
-        yield calls
-    finally:
-        signal.disconnect(receiver)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from anonauth.admin import GuestAdmin
 from anonauth.guests import create_guest
 from anonauth.models import Guest
-from tests.conftest import make_user
+from anonauth.test import make_registered_user
 from tests.purge_helpers import exists, make_guest, make_member
 from tests.testapp.models import Invoice
 
@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff() -> Client:
     client = Client()
-    client.force_login(make_user(email="boss@example.com", is_staff=True, is_superuser=True))
+    client.force_login(
+        make_registered_user(email="boss@example.com", is_staff=True, is_superuser=True)
+    )
     return client
 
 
@@ -72,7 +74,7 @@ def test_the_admin_login_links_a_guest(browser: Client, settings: Any) -> None:
 
     guest_id = browser.get("/guest-fn/").json()["id"]
     Note.objects.create(author_id=guest_id, text="from the guest")
-    staff_user = make_user(email="boss@example.com", is_staff=True, is_superuser=True)
+    staff_user = make_registered_user(email="boss@example.com", is_staff=True, is_superuser=True)
     response = browser.post(
         "/admin/login/",
         {"username": staff_user.get_username(), "password": "correct-horse-42", "next": "/admin/"},

@@ -15,10 +15,10 @@ from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from anonauth import db, deletion
 from anonauth.deletion import Deletion, Plan, raw_delete
-from example_project.shop.models import Cart, CartItem
+from anonauth.test import capture_signal
 from tests.deletionapp.models import Photo, Place, Post, Restaurant, Tag, Thread
-from tests.purge_helpers import exists, fill_cart, make_member, received
-from tests.testapp.models import GiftWrap, Invoice, Review
+from tests.purge_helpers import exists, fill_cart, make_member
+from tests.testapp.models import Basket, BasketItem, GiftWrap, Invoice, Review
 
 pytestmark = pytest.mark.django_db
 
@@ -34,17 +34,17 @@ def labels(steps: tuple[deletion.CascadeStep, ...]) -> list[str]:
 class TestPlan:
     def test_children_come_before_their_parents(self) -> None:
         steps = labels(user_plan().steps)
-        assert steps.index("shop.CartItem.cart") < steps.index("shop.Cart.owner")
+        assert steps.index("testapp.BasketItem.basket") < steps.index("testapp.Basket.owner")
 
     def test_a_chain_step_knows_its_path_to_the_root(self) -> None:
-        [item] = [step for step in user_plan().steps if step.label == "shop.CartItem.cart"]
-        assert item.path == "cart__owner"
+        [item] = [step for step in user_plan().steps if step.label == "testapp.BasketItem.basket"]
+        assert item.path == "basket__owner"
         assert item.parent is not None
-        assert item.parent.label == "shop.Cart.owner"
+        assert item.parent.label == "testapp.Basket.owner"
 
     def test_protect_and_restrict_are_blockers_not_steps(self) -> None:
         plan = user_plan()
-        assert {"testapp.Invoice.customer", "testapp.GiftWrap.cart"} <= set(labels(plan.blockers))
+        assert {"testapp.Invoice.customer", "testapp.GiftWrap.basket"} <= set(labels(plan.blockers))
         assert "testapp.Invoice.customer" not in labels(plan.steps)
         assert plan.fallback is None
 
@@ -61,10 +61,10 @@ class TestDelete:
         fill_cart(kept, 1)
         deleted = user_plan().delete([doomed.pk])
         assert deleted == Deletion(
-            {"shop.CartItem": 2, "shop.Cart": 1, get_user_model()._meta.label: 1}, {}
+            {"testapp.BasketItem": 2, "testapp.Basket": 1, get_user_model()._meta.label: 1}, {}
         )
         assert (exists(doomed), exists(kept)) == (False, True)
-        assert list(CartItem.objects.values_list("cart__owner", flat=True)) == [kept.pk]
+        assert list(BasketItem.objects.values_list("basket__owner", flat=True)) == [kept.pk]
 
     def test_one_statement_per_step_whatever_the_rows(self) -> None:
         plan = user_plan()
@@ -75,7 +75,7 @@ class TestDelete:
         with CaptureQueriesContext(connection) as queries:
             plan.delete([user.pk for user in users])
         assert len(queries) == len(plan.steps) + 1
-        assert Cart.objects.count() == 0
+        assert Basket.objects.count() == 0
 
     def test_set_null_set_default_and_set_update_the_rows(self) -> None:
         member, other = make_member(), make_member()
@@ -91,7 +91,7 @@ class TestDelete:
     def test_no_signals_are_sent(self) -> None:
         member = make_member()
         fill_cart(member, 1)
-        with received(pre_delete) as before, received(post_delete) as after:
+        with capture_signal(pre_delete) as before, capture_signal(post_delete) as after:
             user_plan().delete([member.pk])
         assert (before, after, exists(member)) == ([], [], False)
 
@@ -115,11 +115,11 @@ class TestBlocked:
     def test_protect_and_restrict_two_levels_down(self) -> None:
         invoiced, wrapped, free = make_member(), make_member(), make_member()
         Invoice.objects.create(customer=invoiced)
-        GiftWrap.objects.create(cart=fill_cart(wrapped, 1))
+        GiftWrap.objects.create(basket=fill_cart(wrapped, 1))
         blocked = user_plan().blocked([invoiced.pk, wrapped.pk, free.pk])
         assert blocked == {
             invoiced.pk: "testapp.Invoice.customer",
-            wrapped.pk: "testapp.GiftWrap.cart",
+            wrapped.pk: "testapp.GiftWrap.basket",
         }
 
     def test_only_the_given_ids_are_looked_at(self) -> None:
@@ -172,7 +172,7 @@ class TestCollectorFallback:
     def test_protected_rows_are_tried_one_by_one(self) -> None:
         invoiced, wrapped, free = make_member(), make_member(), make_member()
         Invoice.objects.create(customer=invoiced)
-        GiftWrap.objects.create(cart=fill_cart(wrapped, 1))
+        GiftWrap.objects.create(basket=fill_cart(wrapped, 1))
         plan = Plan(get_user_model(), fallback="forced by the test")
         deleted = plan.delete([invoiced.pk, wrapped.pk, free.pk])
         assert deleted.blocked == {invoiced.pk: "testapp.Invoice", wrapped.pk: "testapp.GiftWrap"}
@@ -186,7 +186,7 @@ class TestRawDelete:
         for author in (member, member, other):
             Review.objects.create(author=author)
         with (
-            received(post_delete) as calls,
+            capture_signal(post_delete) as calls,
             CaptureQueriesContext(connection) as queries,
         ):
             assert raw_delete(Review.objects.filter(author=member), db.alias()) == 2

@@ -21,16 +21,10 @@ from anonauth import db, purge, sessions, signals
 from anonauth.deletion import Plan
 from anonauth.models import Guest
 from anonauth.purge import count_stale_guests, purge_guests
-from example_project.shop.models import Cart, CartItem, Order
-from tests.purge_helpers import (
-    add_session,
-    exists,
-    fill_cart,
-    make_guest,
-    make_member,
-    received,
-)
-from tests.testapp.models import GiftWrap, Invoice, Review
+from anonauth.test import capture_signal, connected
+from tests.linkapp.models import Note
+from tests.purge_helpers import add_session, exists, fill_cart, make_guest, make_member
+from tests.testapp.models import Basket, BasketItem, GiftWrap, Invoice, Review
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +36,9 @@ def spare_even(users: QuerySet[Any]) -> QuerySet[Any]:
     return users.filter(pk__in=[u.pk for u in users if u.pk % 2 == 0])
 
 
-def spare_with_cart(users: QuerySet[Any]) -> list[Any]:
+def spare_with_basket(users: QuerySet[Any]) -> list[Any]:
     """An ANONAUTH_PURGE_SPARE hook returning primary keys."""
-    return list(Cart.objects.filter(owner__in=users).values_list("owner_id", flat=True))
+    return list(Basket.objects.filter(owner__in=users).values_list("owner_id", flat=True))
 
 
 def spare_users(users: QuerySet[Any]) -> list[Any]:
@@ -60,7 +54,7 @@ class TestWhatGoes:
         fresh = make_guest(days_ago=1, items=2)
         member = make_member()
         fill_cart(member, 1)
-        Order.objects.create(customer=member, total=10)
+        Note.objects.create(author=member, text="the member's")
 
         with django_capture_on_commit_callbacks(execute=True):
             result = purge_guests()
@@ -70,13 +64,13 @@ class TestWhatGoes:
         assert exists(fresh)
         assert exists(member)
         assert Guest.objects.count() == 1
-        assert Cart.objects.count() == 2
-        assert CartItem.objects.count() == 3
-        assert Order.objects.count() == 1
+        assert Basket.objects.count() == 2
+        assert BasketItem.objects.count() == 3
+        assert Note.objects.count() == 1
         label = get_user_model()._meta.label
         assert result.deleted == {
-            "shop.CartItem": 9,
-            "shop.Cart": 3,
+            "testapp.BasketItem": 9,
+            "testapp.Basket": 3,
             "anonauth.Guest": 3,
             label: 3,
         }
@@ -126,7 +120,7 @@ class TestBatches:
     ) -> None:
         stale = [make_guest() for _ in range(5)]
         with (
-            received(signals.guests_purged) as calls,
+            capture_signal(signals.guests_purged) as calls,
             django_capture_on_commit_callbacks(execute=True),
         ):
             result = purge_guests(batch_size=2)
@@ -142,7 +136,7 @@ class TestBatches:
         self, django_capture_on_commit_callbacks: RunCommits
     ) -> None:
         make_guest()
-        with received(signals.guests_purged) as calls:
+        with capture_signal(signals.guests_purged) as calls:
             with django_capture_on_commit_callbacks(execute=False) as callbacks:
                 purge_guests()
             assert calls == []
@@ -158,12 +152,11 @@ class TestBatches:
         def broken(**kwargs: Any) -> None:
             raise RuntimeError("receiver failed")
 
-        signals.guests_purged.connect(broken)
-        try:
-            with django_capture_on_commit_callbacks(execute=True):
-                result = purge_guests(batch_size=1)
-        finally:
-            signals.guests_purged.disconnect(broken)
+        with (
+            connected(signals.guests_purged, broken),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            result = purge_guests(batch_size=1)
         assert result.purged == 2
         assert not any(exists(user) for user in stale)
         assert "receiver" in caplog.text
@@ -224,7 +217,7 @@ class TestBatches:
         stale = [make_guest(items=1, session=True) for _ in range(3)]
         Invoice.objects.create(customer=stale[0])
         with (
-            received(signals.guests_purged) as calls,
+            capture_signal(signals.guests_purged) as calls,
             django_capture_on_commit_callbacks(execute=True),
         ):
             result = purge_guests(dry_run=True, batch_size=2)
@@ -294,7 +287,7 @@ class TestSpare:
         assert result.purged == 2
         assert all(exists(user) == (user.pk % 2 == 0) for user in stale)
 
-    @override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge.spare_with_cart")
+    @override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge.spare_with_basket")
     def test_primary_keys_hook(self) -> None:
         shopper, idler = make_guest(items=1), make_guest()
         result = purge_guests()
@@ -319,14 +312,14 @@ class TestBlocked:
         assert result.blocked_by == {"testapp.Invoice.customer": 1}
         assert result.blocked_ids == [stale[1].pk]
         assert [exists(user) for user in stale] == [False, True, False]
-        assert Cart.objects.filter(owner=stale[1]).exists()
+        assert Basket.objects.filter(owner=stale[1]).exists()
         assert "testapp.Invoice.customer" in caplog.text
 
     def test_restrict_two_levels_down(self) -> None:
         wrapped, plain = make_guest(), make_guest()
-        GiftWrap.objects.create(cart=fill_cart(wrapped, 1))
+        GiftWrap.objects.create(basket=fill_cart(wrapped, 1))
         result = purge_guests()
-        assert result.blocked_by == {"testapp.GiftWrap.cart": 1}
+        assert result.blocked_by == {"testapp.GiftWrap.basket": 1}
         assert (exists(wrapped), exists(plain)) == (True, False)
 
     def test_reported_ids_are_capped(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -425,8 +418,8 @@ class TestCollectorFallback:
         stale = make_guest(items=2)
         review = Review.objects.create(author=stale)
         result = purge_guests()
-        assert (result.purged, exists(stale), CartItem.objects.count()) == (1, False, 0)
-        assert result.deleted["shop.CartItem"] == 2
+        assert (result.purged, exists(stale), BasketItem.objects.count()) == (1, False, 0)
+        assert result.deleted["testapp.BasketItem"] == 2
         review.refresh_from_db()
         assert review.author is None
 
@@ -439,7 +432,7 @@ class TestCollectorFallback:
         monkeypatch.setattr(Plan, "build", build)
         invoiced, wrapped, plain = make_guest(), make_guest(), make_guest(items=1)
         Invoice.objects.create(customer=invoiced)
-        GiftWrap.objects.create(cart=fill_cart(wrapped, 1))
+        GiftWrap.objects.create(basket=fill_cart(wrapped, 1))
         result = purge_guests()
         assert result.purged == 1
         assert result.blocked_by == {"testapp.Invoice": 1, "testapp.GiftWrap": 1}

@@ -66,7 +66,7 @@ def test_purges_and_summarises() -> None:
     assert "Purging stale guests: 3 not seen for 30 days." in out
     assert "Purged 3 guests in " in out
     assert "3 sessions." in out
-    assert "shop.Cart 3, shop.CartItem 3" in out
+    assert "testapp.Basket 3, testapp.BasketItem 3" in out
     assert not any(exists(user) for user in stale)
     assert exists(fresh)
 
@@ -122,7 +122,7 @@ def test_reports_blocked_and_spared() -> None:
     blocked = make_guest()
     Invoice.objects.create(customer=blocked)
     spared = make_guest(items=1)
-    with override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge.spare_with_cart"):
+    with override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge.spare_with_basket"):
         out = run()
     assert "Spared by ANONAUTH_PURGE_SPARE: 1." in out
     assert (

@@ -27,22 +27,12 @@ from anonauth.purge import PurgeResult, purge_guests
 from anonauth.test import connected
 from anonauth.upgrade import upgrade_guest, upgrading
 from tests.purge_helpers import exists, make_guest
-from tests.testapp.models import Basket, BasketItem
+from tests.testapp.models import BasketItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 10
 PASSWORD = "correct horse battery staple"
-
-
-def guest_with_basket(*, items: int) -> Any:
-    """A stale guest whose basket holds ``items`` lines: data the purge deletes with it."""
-    guest = make_guest()
-    basket = Basket.objects.create(owner=guest)
-    BasketItem.objects.bulk_create(
-        BasketItem(basket=basket, name=f"item {i}") for i in range(items)
-    )
-    return guest
 
 
 def upgrade(user: Any) -> None:
@@ -66,7 +56,7 @@ def after_first_batch(action: Callable[[], None]) -> Iterator[None]:
 
 
 def test_a_guest_upgraded_between_batches_survives() -> None:
-    guests = [guest_with_basket(items=1) for _ in range(4)]
+    guests = [make_guest(items=1) for _ in range(4)]
     late = guests[3]
     with after_first_batch(lambda: upgrade(late)):
         result = purge_guests(batch_size=2)
@@ -103,7 +93,7 @@ def _in_thread(func: Callable[[], Any]) -> Any:
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
 def test_a_guest_upgraded_during_a_purge_survives() -> None:
-    guests = [guest_with_basket(items=2) for _ in range(5)]
+    guests = [make_guest(items=2) for _ in range(5)]
     target = guests[2]
     locked, finish = threading.Event(), threading.Event()
 
@@ -145,7 +135,7 @@ def hold_first_batch(users: QuerySet[Any]) -> list[Any]:
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
 def test_concurrent_purges_share_the_work() -> None:
-    guests = [guest_with_basket(items=1) for _ in range(6)]
+    guests = [make_guest(items=1) for _ in range(6)]
     held.clear()
     release.clear()
     with override_settings(ANONAUTH_PURGE_SPARE="tests.test_purge_races.hold_first_batch"):
@@ -177,7 +167,7 @@ def _wait_for_a_lock_waiter() -> None:
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
 def test_an_upgrade_that_arrives_mid_batch_waits_and_finds_no_guest() -> None:
-    guests = [guest_with_basket(items=1) for _ in range(3)]
+    guests = [make_guest(items=1) for _ in range(3)]
     target = guests[1]
     held.clear()
     release.clear()

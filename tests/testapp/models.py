@@ -1,5 +1,6 @@
-"""Test-only models: relations the purge must honour besides shop's CASCADEs, and a
-basket with items, the guest data that core tests create (they never import the demo)."""
+"""Test-only models: a basket with items, the guest data that core tests create (they
+never import the demo), and the relations besides plain CASCADEs that the purge must
+honour."""
 
 from __future__ import annotations
 
@@ -45,15 +46,6 @@ class Review(models.Model):
         return f"review {self.pk}"
 
 
-class GiftWrap(models.Model):
-    """Hangs off a cart and ``RESTRICT``s its deletion: a blocker two levels down."""
-
-    cart = models.ForeignKey("shop.Cart", on_delete=models.RESTRICT)
-
-    def __str__(self) -> str:
-        return f"gift wrap {self.pk}"
-
-
 class Basket(models.Model):
     """A user's data with rows hanging off it: one basket per user (a one-to-one)."""
 
@@ -74,3 +66,12 @@ class BasketItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.name}"
+
+
+class GiftWrap(models.Model):
+    """Hangs off a basket and ``RESTRICT``s its deletion: a blocker two levels down."""
+
+    basket = models.ForeignKey(Basket, on_delete=models.RESTRICT)
+
+    def __str__(self) -> str:
+        return f"gift wrap {self.pk}"
