@@ -10,8 +10,6 @@ from django.test import Client
 from anonauth.test import BROWSER_USER_AGENT, make_registered_user
 
 BROWSER_AGENT = BROWSER_USER_AGENT
-# The old name of anonauth.test.make_registered_user: tests.test_lock_order still uses it.
-make_user = make_registered_user
 
 
 @pytest.fixture(autouse=True)

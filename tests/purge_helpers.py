@@ -12,11 +12,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 
 from anonauth import test as anonauth_test
 from anonauth.models import Guest
-from anonauth.test import capture_signal
 from tests.testapp.models import Basket, BasketItem
-
-# tests.test_lock_order still imports the old name.
-received = capture_signal
 
 _numbers = itertools.count()
 

@@ -20,7 +20,8 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
-from tests.conftest import BROWSER_AGENT, make_user
+from anonauth.test import make_registered_user
+from tests.conftest import BROWSER_AGENT
 from tests.linkapp.models import Note
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.pathsapp.urls")]
@@ -66,7 +67,7 @@ class TestAppClientLink:
     """3. ``POST link/`` signed app clients out: no token in the answer, the guest's dead."""
 
     def test_link_answers_the_token_to_go_on_with(self) -> None:
-        member = make_user()
+        member = make_registered_user()
         client, token = app_client()
         response = client.post(
             LINK,
@@ -167,7 +168,7 @@ class TestTokenGuests:
         guest = create_guest()
         assert refresh_token_for(guest)["is_guest"] is True
         assert refresh_token_for(guest).access_token["is_guest"] is True
-        assert refresh_token_for(make_user())["is_guest"] is False
+        assert refresh_token_for(make_registered_user())["is_guest"] is False
 
     def test_a_token_guest_is_touched_once_per_interval(
         self, django_assert_num_queries: Any
@@ -270,7 +271,7 @@ class TestLoginLinks:
     def test_login_links(self, browser: Client, view: str) -> None:
         guest_id = browser.get("/guest-fn/").json()["id"]
         Note.objects.create(author_id=guest_id, text="mine")
-        member = make_user()
+        member = make_registered_user()
         assert browser.get(f"/paths/{view}/{member.pk}/").status_code == 200
         assert Note.objects.get().author_id == member.pk
         assert not get_user_model().objects.filter(pk=guest_id).exists()
@@ -320,7 +321,7 @@ class TestTokenClientsGoOn:
         assert RefreshToken(body["tokens"]["refresh"])["is_guest"] is False
 
     def test_a_jwt_guest_links_and_gets_the_accounts_tokens(self) -> None:
-        member = make_user()
+        member = make_registered_user()
         guest, authorization = self.jwt_guest()
         Note.objects.create(author=guest, text="mine")
         response = Client(HTTP_USER_AGENT="okhttp/4.12").post(
@@ -339,7 +340,7 @@ class TestTokenClientsGoOn:
         assert Note.objects.get().author_id == member.pk
 
     def test_a_drf_token_guest_links_and_gets_the_accounts_token(self) -> None:
-        member = make_user()
+        member = make_registered_user()
         guest = create_guest()
         key = Token.objects.create(user=guest).key
         response = Client(HTTP_USER_AGENT="okhttp/4.12").post(

@@ -9,7 +9,7 @@ every run, whatever the timing: "A holds its locks, then B starts".
 Whatever the interleaving, exactly one operation wins, the loser reports why with one
 of anonauth's errors (never a ``DatabaseError`` such as ``deadlock detected``), and no
 row is lost, duplicated or left half-moved: every test counts the related rows
-(``tests.linkapp`` notes, drafts and team fans, the shop's cart and its items) before
+(``tests.linkapp`` notes, drafts and team fans, ``tests.testapp``'s basket and its items) before
 and after.
 """
 
@@ -37,11 +37,12 @@ from anonauth.guests import create_guest, delete_guest
 from anonauth.link import LinkResult, link_guest
 from anonauth.models import Guest
 from anonauth.purge import PurgeResult, purge_guests
+from anonauth.test import capture_signal, make_registered_user
 from anonauth.upgrade import upgrade_guest
-from example_project.shop.models import Cart, CartItem, Product
-from tests.conftest import BROWSER_AGENT, make_user
+from tests.conftest import BROWSER_AGENT
 from tests.linkapp.models import Draft, Note, Team
-from tests.purge_helpers import fill_cart, received
+from tests.purge_helpers import fill_cart
+from tests.testapp.models import Basket, BasketItem
 from tests.threads import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -57,7 +58,7 @@ MAX_AGE = timedelta(days=30)
 NOTES = 5
 ITEMS = 2
 # What every guest of these tests owns, per relation (see owned()).
-GUEST_DATA = {"notes": NOTES, "drafts": 1, "fans": 1, "carts": 1, "items": ITEMS}
+GUEST_DATA = {"notes": NOTES, "drafts": 1, "fans": 1, "baskets": 1, "items": ITEMS}
 NOTHING = dict.fromkeys(GUEST_DATA, 0)
 
 LINK_REPEATS = 20  # the deadlock scenario of the report
@@ -94,8 +95,8 @@ def owned(user_pk: Any) -> dict[str, int]:
         "notes": Note.objects.filter(author_id=user_pk).count(),
         "drafts": Draft.objects.filter(editor_id=user_pk).count(),
         "fans": fans.filter(**{user_column: user_pk}).count(),
-        "carts": Cart.objects.filter(owner_id=user_pk).count(),
-        "items": CartItem.objects.filter(cart__owner_id=user_pk).count(),
+        "baskets": Basket.objects.filter(owner_id=user_pk).count(),
+        "items": BasketItem.objects.filter(basket__owner_id=user_pk).count(),
     }
 
 
@@ -108,17 +109,16 @@ def totals() -> dict[str, int]:
         "orphan drafts": Draft.objects.filter(editor__isnull=True).count(),
         "fans": fans.count(),
         "teams": Team.objects.count(),
-        "carts": Cart.objects.count(),
-        "items": CartItem.objects.count(),
-        "products": Product.objects.count(),
+        "baskets": Basket.objects.count(),
+        "items": BasketItem.objects.count(),
     }
 
 
 def without_guests(before: dict[str, int], guests: int) -> dict[str, int]:
-    """``totals()`` once ``guests`` guests went with their data: notes, fans, carts and
-    items cascade; drafts stay with no editor (SET_NULL); teams and products stay."""
+    """``totals()`` once ``guests`` guests went with their data: notes, fans, baskets and
+    items cascade; drafts stay with no editor (SET_NULL); teams stay."""
     after = dict(before)
-    for name in ("notes", "fans", "carts", "items"):
+    for name in ("notes", "fans", "baskets", "items"):
         after[name] -= GUEST_DATA[name] * guests
     after["orphan drafts"] += GUEST_DATA["drafts"] * guests
     return after
@@ -305,10 +305,10 @@ def purge_holds() -> Iterator[Hold]:
 def outcomes() -> Iterator[dict[str, list[Any]]]:
     """The user ids each after-commit signal reported while the block ran."""
     with (
-        received(signals.guest_linked) as linked,
-        received(signals.guest_upgraded) as upgraded,
-        received(signals.guest_deleted) as deleted,
-        received(signals.guests_purged) as purged,
+        capture_signal(signals.guest_linked) as linked,
+        capture_signal(signals.guest_upgraded) as upgraded,
+        capture_signal(signals.guest_deleted) as deleted,
+        capture_signal(signals.guests_purged) as purged,
     ):
         reported: dict[str, list[Any]] = {}
         yield reported
@@ -390,7 +390,7 @@ def check_purge_counts(result: PurgeResult, purged_ids: list[Any]) -> None:
 def test_upgrade_while_a_link_is_in_progress(run: int) -> None:
     """The report: a ``guest_linking`` receiver is slow, and the guest upgrades meanwhile.
     Exactly one wins; never ``deadlock detected``."""
-    guest, member = guest_with_data(), make_user("member@example.com")
+    guest, member = guest_with_data(), make_registered_user("member@example.com")
     before = totals()
 
     with outcomes() as reported, link_holds(guest.pk) as hold:
@@ -413,7 +413,7 @@ def test_upgrade_while_a_link_is_in_progress(run: int) -> None:
 def test_link_while_an_upgrade_is_in_progress(run: int) -> None:
     """The other way round: the upgrade holds its transaction, then the guest signs into
     an account. The upgrade commits first, so the link finds no guest."""
-    guest, member = guest_with_data(), make_user("member@example.com")
+    guest, member = guest_with_data(), make_registered_user("member@example.com")
     before = totals()
 
     with outcomes() as reported, upgrade_holds(guest.pk) as hold:
@@ -445,7 +445,7 @@ def test_api_upgrade_while_a_link_is_in_progress(run: int) -> None:
     """``POST upgrade/`` while the guest is being linked: 200 or 403 ``not_guest``, never
     503 (the deadlock's loser)."""
     client, guest_pk = signed_in_guest()
-    member = make_user("member@example.com")
+    member = make_registered_user("member@example.com")
     before = totals()
 
     def upgrade_over_the_api() -> tuple[int, Any]:
@@ -474,7 +474,7 @@ def test_api_upgrade_while_a_link_is_in_progress(run: int) -> None:
 
 @pytest.mark.parametrize("run", range(REPEATS))
 def test_delete_while_a_link_is_in_progress(run: int) -> None:
-    guest, member = guest_with_data(), make_user("member@example.com")
+    guest, member = guest_with_data(), make_registered_user("member@example.com")
     before = totals()
 
     with outcomes() as reported, link_holds(guest.pk) as hold:
@@ -496,7 +496,7 @@ def test_delete_while_a_link_is_in_progress(run: int) -> None:
 
 @pytest.mark.parametrize("run", range(REPEATS))
 def test_link_while_a_delete_is_in_progress(run: int) -> None:
-    guest, member = guest_with_data(), make_user("member@example.com")
+    guest, member = guest_with_data(), make_registered_user("member@example.com")
     before = totals()
 
     with outcomes() as reported, delete_holds(guest.pk) as hold:
