@@ -63,6 +63,27 @@ class TestOtherBackendsFirst:
         assert Guest.objects.count() == 1
 
 
+class TestSessionTokenAuthentication:
+    """Project views accept the ``X-Session-Token`` header through a DRF class."""
+
+    def test_the_header_authenticates_without_csrf(self) -> None:
+        client, token = app_client()
+        body = client.get("/paths/session-token/", HTTP_X_SESSION_TOKEN=token).json()
+        assert body["is_guest"]
+        assert body["auth"] == token
+        assert client.post("/paths/session-token/", HTTP_X_SESSION_TOKEN=token).status_code == 200
+
+    def test_no_header_falls_through_to_the_cookie(self, browser: Client) -> None:
+        guest_id = browser.get("/guest-fn/").json()["id"]
+        body = browser.get("/paths/session-token/").json()
+        assert (body["id"], body["auth"]) == (guest_id, None)
+
+    def test_an_unknown_token_is_401_with_the_header_named(self) -> None:
+        response = Client().get("/paths/session-token/", HTTP_X_SESSION_TOKEN="nonsense")
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == "X-Session-Token"
+
+
 class TestAppClientLink:
     """3. ``POST link/`` signed app clients out: no token in the answer, the guest's dead."""
 

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from anonauth.authentication import SessionTokenAuthentication
 from anonauth.decorators import guest_allowed, registered_user_required
 from anonauth.guests import is_guest
 from tests.linkapp.models import Note
@@ -57,6 +58,19 @@ class SessionFirstView(APIView):
 @guest_allowed
 class TokenFirstView(SessionFirstView):
     authentication_classes = [TokenAuthentication, JWTAuthentication, SessionAuthentication]
+
+
+class SessionTokenView(APIView):
+    """A project view for app clients on the session: ``X-Session-Token``, then cookies."""
+
+    authentication_classes = [SessionTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response({**describe(request.user), "auth": request.auth})
+
+    def post(self, request: Request) -> Response:
+        return Response(describe(request.user))
 
 
 class JWTOnlyView(APIView):
