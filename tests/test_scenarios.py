@@ -412,20 +412,18 @@ def provider_token_existing(visitor: Visitor, owner: Any) -> str:
 Run = Callable[[Visitor, Any], str]
 
 
-def path(outcome: str, kind: str, run: Run, *, asgi: bool = False, xfail: str = "") -> Any:
-    """A row of the table, named ``<outcome>-<path>-<client>[-asgi]``; ``xfail`` names
-    the defect of a path that fails (strict: the row fails once it is fixed)."""
-    name = f"{outcome}-{run.__name__.replace('_', '-')}-{kind}" + ("-asgi" if asgi else "")
+def path(outcome: str, kind: str, run: Run, *, xfail: str = "") -> Any:
+    """A row of the table, named ``<outcome>-<path>-<client>``; ``xfail`` names the
+    defect of a path that fails (strict: the row fails once it is fixed)."""
+    name = f"{outcome}-{run.__name__.replace('_', '-')}-{kind}"
     marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
-    return pytest.param(outcome, kind, asgi, run, id=name, marks=marks)
+    return pytest.param(outcome, kind, run, id=name, marks=marks)
 
 
 PATHS = [
     # Sign up: the guest is upgraded in place.
     path(UPGRADE, COOKIE, anonauth_upgrade),
-    path(UPGRADE, COOKIE, anonauth_upgrade, asgi=True),
     path(UPGRADE, APP, anonauth_upgrade),
-    path(UPGRADE, APP, anonauth_upgrade, asgi=True),
     path(UPGRADE, JWT, anonauth_upgrade),
     path(
         UPGRADE,
@@ -436,31 +434,24 @@ PATHS = [
         "the credential is not rotated when the guest becomes an account",
     ),
     path(UPGRADE, COOKIE, allauth_signup),
-    path(UPGRADE, COOKIE, allauth_signup, asgi=True),
     path(UPGRADE, COOKIE, headless_signup),
     path(UPGRADE, APP, headless_signup),
-    path(UPGRADE, APP, headless_signup, asgi=True),
     path(UPGRADE, COOKIE, social_signup),
     path(UPGRADE, COOKIE, headless_social_signup),
     path(UPGRADE, APP, provider_token_signup),
     path(UPGRADE, COOKIE, provider_token_signup),
     # Sign into an existing account: the guest is linked into it.
     path(LINK, COOKIE, anonauth_link),
-    path(LINK, COOKIE, anonauth_link, asgi=True),
     path(LINK, APP, anonauth_link),
-    path(LINK, APP, anonauth_link, asgi=True),
     path(LINK, JWT, anonauth_link),
     path(LINK, TOKEN, anonauth_link),
     path(LINK, COOKIE, django_login_view),
     path(LINK, COOKIE, plain_login),
-    path(LINK, COOKIE, async_alogin, asgi=True),
     path(LINK, COOKIE, admin_login),
     path(LINK, COOKIE, allauth_login),
-    path(LINK, COOKIE, allauth_login, asgi=True),
     path(LINK, COOKIE, allauth_login_by_code),
     path(LINK, COOKIE, headless_login),
     path(LINK, APP, headless_login),
-    path(LINK, APP, headless_login, asgi=True),
     path(LINK, COOKIE, headless_login_by_code),
     path(LINK, APP, headless_login_by_code),
     path(LINK, COOKIE, social_login_existing),
@@ -471,6 +462,7 @@ PATHS = [
 
 
 def scenario(outcome: str, kind: str, asgi: bool, run: Run) -> None:
+    """The guest arrives (through WSGI) with its data, then takes the path."""
     visitor = arrive(kind, asgi=asgi)
     owner = make_owner() if outcome == LINK else None
     before = visitor.credential
@@ -478,8 +470,13 @@ def scenario(outcome: str, kind: str, asgi: bool, run: Run) -> None:
     assert_scenario(visitor, outcome, owner, before=before, after=after)
 
 
-@pytest.mark.parametrize(("outcome", "kind", "asgi", "run"), PATHS)
-def test_scenario(outcome: str, kind: str, asgi: bool, run: Run) -> None:
+# Every path through Django's WSGI handler (``Client``) and its ASGI one (``AsyncClient``).
+HANDLERS = pytest.mark.parametrize("asgi", [False, True], ids=["wsgi", "asgi"])
+
+
+@HANDLERS
+@pytest.mark.parametrize(("outcome", "kind", "run"), PATHS)
+def test_scenario(outcome: str, kind: str, run: Run, asgi: bool) -> None:
     scenario(outcome, kind, asgi, run)
 
 
@@ -510,10 +507,11 @@ SUBSET = [
 ]
 
 
+@HANDLERS
 @pytest.mark.parametrize("backends", [AXES, RULES], ids=["axes", "rules"])
-@pytest.mark.parametrize(("outcome", "kind", "asgi", "run"), SUBSET)
+@pytest.mark.parametrize(("outcome", "kind", "run"), SUBSET)
 def test_scenario_with_another_backend_first(
-    backends: dict[str, Any], outcome: str, kind: str, asgi: bool, run: Run
+    backends: dict[str, Any], outcome: str, kind: str, run: Run, asgi: bool
 ) -> None:
     with override_settings(**backends):
         scenario(outcome, kind, asgi, run)
