@@ -447,6 +447,7 @@ PATHS = [
     path(LINK, TOKEN, anonauth_link),
     path(LINK, COOKIE, django_login_view),
     path(LINK, COOKIE, plain_login),
+    path(LINK, COOKIE, async_alogin),
     path(LINK, COOKIE, admin_login),
     path(LINK, COOKIE, allauth_login),
     path(LINK, COOKIE, allauth_login_by_code),
