@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/pytest --ds=tests.settings_email_user --cov --cov-append --cov-report= \
 		-m "not auth_user_only"
 	$(BIN)/pytest --ds=tests.settings_allauth --cov --cov-append --cov-report= \
-		tests/test_allauth.py
+		tests/test_allauth.py tests/test_scenarios.py
 	$(BIN)/coverage report --fail-under=98
 
 demo: $(STAMP)

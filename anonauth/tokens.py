@@ -9,7 +9,8 @@ Sign-in, upgrade and link answer each kind of client in its own terms:
   ``tokens`` (``access``, ``refresh``) for the user they are now, with the ``is_guest``
   claim of :mod:`anonauth.contrib.simplejwt`;
 - clients that authenticated by DRF's ``TokenAuthentication``: that user's ``token``
-  (after a link the guest's token is gone with the guest).
+  (a new one after an upgrade; after a link the account's, the guest's being gone with
+  the guest).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from rest_framework.settings import api_settings
 from anonauth import sessions
 
 
-def credentials(user: Any, request: Request) -> dict[str, Any]:
-    """The credential entries of the response body for ``user`` on ``request``."""
+def credentials(user: Any, request: Request, *, rotate: bool = False) -> dict[str, Any]:
+    """The credential entries of the response body for ``user`` on ``request``.
+
+    ``rotate`` (an upgrade): a DRF Token client gets a new token, the guest's is deleted,
+    as an upgraded session gets a new key.
+    """
     authenticator = request.successful_authenticator
     if authenticator is None or isinstance(authenticator, SessionAuthentication):
         return {"session_token": sessions.session_token(request._request)}
@@ -39,7 +44,7 @@ def credentials(user: Any, request: Request) -> dict[str, Any]:
         refresh = refresh_token_for(user)
         body["tokens"] = {"access": str(refresh.access_token), "refresh": str(refresh)}
     elif isinstance(authenticator, TokenAuthentication):
-        body["token"] = _drf_token(user, authenticator)
+        body["token"] = _drf_token(user, authenticator, rotate=rotate)
     return body
 
 
@@ -70,7 +75,9 @@ def _is_jwt_class(cls: type[Any]) -> bool:
     return issubclass(cls, JWTAuthentication)
 
 
-def _drf_token(user: Any, authenticator: TokenAuthentication) -> str:
+def _drf_token(user: Any, authenticator: TokenAuthentication, *, rotate: bool) -> str:
     model: Any = authenticator.get_model()
+    if rotate:
+        model.objects.filter(user=user).delete()
     token, _created = model.objects.get_or_create(user=user)
     return str(token.key)

@@ -119,10 +119,10 @@ def check_csrf(request: Request) -> None:
         raise exceptions.PermissionDenied(str(denied.detail), code="csrf_failed") from denied
 
 
-def signed_in_as(user: Any, request: Request) -> dict[str, Any]:
+def signed_in_as(user: Any, request: Request, *, rotate: bool = False) -> dict[str, Any]:
     """The body of a response that changed who is signed in: the user, and what the
     client must authenticate with from now on (:func:`anonauth.tokens.credentials`)."""
-    return {"user": UserSerializer(user).data, **tokens.credentials(user, request)}
+    return {"user": UserSerializer(user).data, **tokens.credentials(user, request, rotate=rotate)}
 
 
 @documented(
@@ -215,7 +215,7 @@ class UpgradeView(AnonAuthAPIView):
         user = upgrade.upgrade_guest(
             request.user, request=request._request, **serializer.validated_data
         )
-        return Response(signed_in_as(user, request))
+        return Response(signed_in_as(user, request, rotate=True))
 
 
 @documented(

@@ -1,5 +1,6 @@
 """The test settings with django-allauth (account, socialaccount with the network-free
-``dummy`` provider, headless) and anonauth's adapters. Runs ``tests/test_allauth.py``."""
+``dummy`` provider and Google, whose app tests/test_scenarios.py configures, headless)
+and anonauth's adapters. Runs ``tests/test_allauth.py`` and ``tests/test_scenarios.py``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.dummy",
+    "allauth.socialaccount.providers.google",
     "allauth.headless",
 ]
 MIDDLEWARE = [*MIDDLEWARE, "allauth.account.middleware.AccountMiddleware"]
