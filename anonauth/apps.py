@@ -10,10 +10,12 @@ class AnonAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
         from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks as django_checks
+        from django.db.models.signals import post_save
 
-        from anonauth import audit, checks, receivers, signals
+        from anonauth import audit, checks, receivers, signals, upgrade
 
         django_checks.register(checks.check_settings)
         django_checks.register(checks.check_middleware)
@@ -22,6 +24,11 @@ class AnonAuthConfig(AppConfig):
         django_checks.register(checks.check_security, django_checks.Tags.security)
         user_logged_out.connect(
             receivers.delete_guest_on_logout, dispatch_uid="anonauth.delete_guest_on_logout"
+        )
+        post_save.connect(
+            upgrade.end_guest_status_on_password,
+            sender=settings.AUTH_USER_MODEL,
+            dispatch_uid="anonauth.end_guest_status_on_password",
         )
         user_logged_in.connect(
             receivers.link_guest_on_login, dispatch_uid="anonauth.link_guest_on_login"

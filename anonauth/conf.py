@@ -142,6 +142,16 @@ class Settings:
         return value
 
     @property
+    def UPGRADE_RATE_LIMIT(self) -> str | None:
+        value: str | None = self._get("UPGRADE_RATE_LIMIT", "10/h")
+        return value
+
+    @property
+    def PROBE_COOKIE_NAME(self) -> str:
+        value: str = self._get("PROBE_COOKIE_NAME", "anonauth")
+        return value
+
+    @property
     def PURGE_SPARE(self) -> str | None:
         value: str | None = self._get("PURGE_SPARE", None)
         return value

@@ -117,3 +117,10 @@ class PasswordInvalid(AnonAuthError):
     def __init__(self, messages: list[str]) -> None:
         super().__init__(" ".join(messages))
         self.messages = messages
+
+
+class LinkFailed(AnonAuthError):
+    """The guest could not be merged into the account (a ``guest_linking`` receiver
+    failed); nothing was changed and the guest is still signed in."""
+
+    code = "link_failed"

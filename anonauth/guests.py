@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import re
 import secrets
@@ -20,6 +19,7 @@ from django.db import DatabaseError, IntegrityError, models
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 from django_ratelimit.core import get_usage
 
@@ -47,14 +47,17 @@ if TYPE_CHECKING:
     User = AbstractBaseUser
     AnyUser = AbstractBaseUser | AnonymousUser
 
-# Cookie set for a visitor refused only for sending no cookie, so its next request qualifies.
-PROBE_COOKIE = "anonauth"
+# The probe cookie (``ANONAUTH_PROBE_COOKIE_NAME``), set for a visitor refused only for
+# sending no cookie so its next request qualifies, is signed with this salt.
+PROBE_SALT = "anonauth.probe"
+CLAIM_SALT = "anonauth.claim"
 # The refusal code of a client that sent no cookie (it gets the probe cookie).
 NO_COOKIE = "no_cookie"
 RATE_LIMIT_GROUP = "anonauth.create_guest"
-# Concurrent requests carrying one cookie may claim the guest created for that cookie
-# within this window; after it a reused cookie gets a guest of its own. Short, so that
-# a cookie planted by another site (cookie tossing) is of little use to an attacker.
+# Concurrent requests of one client may claim the guest created for it within this
+# window; after it a reused cookie gets a guest of its own. The claim is bound to the
+# session key or the signed probe cookie, the client address and the user agent
+# (:func:`_creation_key`), so a cookie planted by another site claims nothing.
 CLAIM_WINDOW = timedelta(seconds=10)
 USERNAME_ATTEMPTS = 5
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -200,11 +203,20 @@ def _user_agent_pattern(patterns: Sequence[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-def check_rate(request: HttpRequest, *, group: str, rate: str | None) -> None:
-    """Count this request against the per-IP ``rate`` of ``group``; raise when over it."""
+def check_rate(
+    request: HttpRequest, *, group: str, rate: str | None, key: str | None = None
+) -> None:
+    """Count this request against the ``rate`` of ``group`` (per IP, or per ``key``);
+    raise :class:`RateLimited` when over it, :class:`GuestUnavailable` when the cache
+    cannot count."""
     if rate is None:
         return
-    usage = get_usage(request, group=group, key=_rate_key(request), rate=rate, increment=True)
+    counted = _rate_key(request) if key is None else _fixed_key(key)
+    try:
+        usage = get_usage(request, group=group, key=counted, rate=rate, increment=True)
+    except Exception as error:  # the cache is unreachable (any backend's error): refuse
+        logger.warning("anonauth: the rate-limit cache failed", exc_info=error)
+        raise GuestUnavailable() from error
     if usage is not None and usage["should_limit"]:
         raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
 
@@ -219,6 +231,10 @@ def _rate_key(request: HttpRequest) -> str | Callable[[str, HttpRequest], str]:
     if getattr(settings, "RATELIMIT_IP_META_KEY", None) or request.META.get("REMOTE_ADDR"):
         return "ip"
     return _no_address
+
+
+def _fixed_key(key: str) -> Callable[[str, HttpRequest], str]:
+    return lambda group, request: key
 
 
 def _no_address(group: str, request: HttpRequest) -> str:
@@ -285,16 +301,32 @@ def _usable_key(creation_key: str | None) -> str | None:
 
 
 def _creation_key(request: HttpRequest) -> str | None:
-    """A digest of the cookie identifying this client, shared by its concurrent requests."""
-    candidates = (
-        ("session", request.session.session_key),
-        ("probe", request.COOKIES.get(PROBE_COOKIE)),
-        ("csrf", request.COOKIES.get(settings.CSRF_COOKIE_NAME)),
+    """The claim key of this client's concurrent first requests, or ``None``.
+
+    A keyed digest (``SECRET_KEY``) of the first cookie that identifies the client (the
+    session key, the signed probe cookie, the CSRF cookie) together with the client
+    address and user agent. A cookie planted by another site (cookie tossing) makes a
+    victim's request share the cookie, but not the attacker's address and agent, so it
+    claims nothing; an unsigned probe value is ignored.
+    """
+    value = (
+        request.session.session_key
+        or probe_value(request)
+        or request.COOKIES.get(settings.CSRF_COOKIE_NAME)
     )
-    for name, value in candidates:
-        if value:
-            return hashlib.sha256(f"{name}:{value}".encode()).hexdigest()
-    return None
+    if not value:
+        return None
+    client = f"{value}\n{request.META.get('REMOTE_ADDR', '')}\n"
+    client += request.headers.get("User-Agent", "")
+    return salted_hmac(CLAIM_SALT, client, algorithm="sha256").hexdigest()
+
+
+def probe_value(request: HttpRequest) -> str | None:
+    """The probe cookie's value, if it carries anonauth's signature."""
+    value: str | None = request.get_signed_cookie(
+        conf.PROBE_COOKIE_NAME, default=None, salt=PROBE_SALT
+    )
+    return value
 
 
 def _insert_user() -> User:

@@ -21,10 +21,17 @@ from django.contrib.auth import authenticate, get_user_model, login
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 
 from anonauth import db, signals, state
 from anonauth.conf import conf
-from anonauth.exceptions import InvalidCredentials, LinkConflict, NotGuest
+from anonauth.exceptions import (
+    AnonAuthError,
+    InvalidCredentials,
+    LinkConflict,
+    LinkFailed,
+    NotGuest,
+)
 from anonauth.guests import check_rate, is_guest
 
 logger = logging.getLogger("anonauth")
@@ -124,6 +131,7 @@ def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult |
         return None
 
 
+@sensitive_variables("password")
 def link_with_credentials(
     request: HttpRequest, login_name: str, password: str
 ) -> tuple[Any, LinkResult]:
@@ -135,7 +143,13 @@ def link_with_credentials(
     intact), then the account is logged in on ``request``.
     """
     account = authenticate_account(request, login_name, password)
-    result = link_guest(request.user, account, request=request)
+    try:
+        result = link_guest(request.user, account, request=request)
+    except AnonAuthError:
+        raise
+    except Exception as error:  # a guest_linking receiver failed: rolled back, guest kept
+        logger.exception("anonauth: linking guest %s failed; it is kept", request.user.pk)
+        raise LinkFailed() from error
     state.of(request).link_attempted = True  # the login() below must not link again
     login(request, account)
     return account, result

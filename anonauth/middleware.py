@@ -11,8 +11,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from anonauth import sessions, state
+from anonauth.conf import conf
 from anonauth.decorators import is_guest_allowed
-from anonauth.guests import NO_COOKIE, PROBE_COOKIE, ensure_guest
+from anonauth.guests import NO_COOKIE, PROBE_SALT, ensure_guest
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
@@ -60,6 +61,7 @@ class GuestMiddleware:
         view_kwargs: Any,
     ) -> None:
         # Django runs this in a thread when the stack is async.
+        sessions.touch_before_view(request)
         if is_guest_allowed(view_func):
             ensure_guest(request)
 
@@ -76,10 +78,13 @@ def start(request: HttpRequest) -> None:
 def set_probe_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
     """Let a visitor refused only for sending no cookie qualify on its next request."""
     if state.of(request).refusal_code == NO_COOKIE:
-        response.set_cookie(
-            PROBE_COOKIE,
-            secrets.token_urlsafe(16),  # random: it keys the creation race
+        name = conf.PROBE_COOKIE_NAME
+        response.set_signed_cookie(
+            name,
+            secrets.token_urlsafe(16),  # random and signed: it keys the creation race
+            salt=PROBE_SALT,
             samesite="Lax",
-            secure=settings.SESSION_COOKIE_SECURE,
+            secure=settings.SESSION_COOKIE_SECURE or name.startswith(("__Host-", "__Secure-")),
             httponly=True,
+            path="/",
         )

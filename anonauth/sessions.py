@@ -285,13 +285,30 @@ def _presented_guest_id(request: HttpRequest) -> Any:
 # Activity
 
 
+def touch_before_view(request: HttpRequest) -> None:
+    """Write a returning session guest's ``last_seen`` before its view runs (at most once
+    per ``ANONAUTH_TOUCH_INTERVAL``), so that a purge cannot take the guest, and the rows
+    its view writes, while the request is in flight: the purge re-checks staleness inside
+    each batch, and waits for (or passes over) a guest whose row this touch holds.
+
+    Loads the session of a request that carries one (the query any view reading
+    ``request.user`` makes anyway); requests without a session cost nothing.
+    """
+    session = getattr(request, "session", None)
+    if session is None or session.session_key is None:
+        return
+    session.get(SEEN_SESSION_KEY)  # load it: touch_due decides from the loaded session
+    if touch_due(request):
+        touch(request)
+
+
 def pending_touch(request: HttpRequest) -> Callable[[], None] | None:
-    """The ``last_seen`` write this request is due, to run after the view, or ``None``.
+    """The ``last_seen`` write this request is due after the view, or ``None``.
 
     Decided without a query: a session guest is due once per interval
-    (:func:`touch_due`); a user that DRF authenticated by a token or JWT (not by the
-    session) is checked against a cache mark that lasts the interval
-    (:func:`touch_token_user`). Other requests cost nothing.
+    (:func:`touch_due`; usually written before the view already); a user that DRF
+    authenticated by a token or JWT (not by the session) is checked against a cache mark
+    that lasts the interval (:func:`touch_token_user`). Other requests cost nothing.
     """
     if touch_due(request):
         return functools.partial(touch, request)
@@ -359,6 +376,11 @@ def touch_token_user(user: Any) -> None:
         return
     if first:
         db.guests().filter(user_id=user.pk).update(last_seen=timezone.now())
+
+
+def _from_a_browser(request: HttpRequest) -> bool:
+    headers = request.headers
+    return bool(request.COOKIES or headers.get("Origin") or headers.get("Sec-Fetch-Site"))
 
 
 def _server_key(session: SessionBase) -> str:
@@ -448,8 +470,9 @@ def use_session_token(request: HttpRequest) -> None:
 
 
 def session_token(request: HttpRequest) -> str | None:
-    """The session key for app clients (no cookies); ``None`` for cookie clients."""
-    if request.COOKIES and not request.headers.get(SESSION_TOKEN_HEADER):
+    """The session key for app clients (no cookies, no browser's ``Origin`` or
+    ``Sec-Fetch-Site``); ``None`` for browsers, which keep the session in the cookie."""
+    if not request.headers.get(SESSION_TOKEN_HEADER) and _from_a_browser(request):
         return None
     if request.session.session_key is None:
         request.session.save()

@@ -11,8 +11,11 @@ Locks are taken in anonauth's one order (:mod:`anonauth.db`): the user row, then
 from __future__ import annotations
 
 import copy
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import reduce
+from operator import or_
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -22,7 +25,9 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError
+from django.db.models import Q
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 
 from anonauth import db, sessions, signals
 from anonauth.conf import conf
@@ -34,8 +39,8 @@ from anonauth.exceptions import (
     PasswordInvalid,
     UsernameInUse,
 )
-from anonauth.guests import is_guest, model_field
-from anonauth.models import cache_guest_flag, forget_guest_flag
+from anonauth.guests import check_rate, is_guest, model_field
+from anonauth.models import cache_guest_flag, cached_guest_flag, forget_guest_flag
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -46,10 +51,14 @@ if TYPE_CHECKING:
 PASSWORD = "password"
 SOCIAL = "social"
 
+# ``guest_upgraded``'s method when a guest got a usable password some other way.
+PASSWORD_SET = "password_set"
+UPGRADE_RATE_GROUP = "anonauth.upgrade"
 # Fields ``upgrade_guest`` sets itself, which ``**fields`` may not name.
 RESERVED_FIELDS = frozenset({"password", "last_login", "is_superuser", "is_staff", "is_active"})
 
 
+@sensitive_variables("password")
 def upgrade_guest(
     user: Any,
     *,
@@ -70,15 +79,24 @@ def upgrade_guest(
     session's data, under a new session key and CSRF token and the normal session
     lifetime. ``guest_upgraded`` (``method="password"``) is sent after commit.
 
+    With ``request``, attempts are rate limited per guest and per client address
+    (``ANONAUTH_UPGRADE_RATE_LIMIT``), and everything cheap is checked before the
+    password is hashed (the hash is slow and memory-hungry by design).
+
     Raises :class:`NotGuest`, :class:`InvalidEmail`, :class:`EmailInUse`,
-    :class:`UsernameInUse` or :class:`PasswordInvalid`, having written nothing.
+    :class:`UsernameInUse`, :class:`PasswordInvalid` or :class:`RateLimited`, having
+    written nothing.
     """
     if not is_guest(user):
         raise NotGuest()
+    if request is not None:
+        check_upgrade_rate(request, user)
     model = user._meta.model
     email_field = model.get_email_field_name()
     _check_field_names(model, fields, email_field)
     values = {**fields, email_field: clean_email(email, model)}
+    if email_in_use(values[email_field], exclude_pk=user.pk):
+        raise EmailInUse()  # checked again under a lock below; this spares the hash
     check_password(password, _candidate(user, values))
     values["password"] = make_password(password)  # outside the lock: hashing is slow
     previous = {name: getattr(user, name) for name in values}
@@ -128,13 +146,23 @@ def upgrading(
         sessions.continue_as_account(request, user)
 
 
+def check_upgrade_rate(request: HttpRequest, user: Any) -> None:
+    """Count an upgrade attempt per client address and per guest."""
+    rate = conf.UPGRADE_RATE_LIMIT
+    check_rate(request, group=UPGRADE_RATE_GROUP, rate=rate)
+    check_rate(request, group=UPGRADE_RATE_GROUP, rate=rate, key=f"guest:{user.pk}")
+
+
 def clean_email(email: str, model: Any = None) -> str:
     """Return ``email`` normalized, or raise :class:`InvalidEmail`.
 
-    Addresses under ``ANONAUTH_EMAIL_DOMAIN`` are refused: they are guests' own.
+    Unicode is normalized (NFKC: fullwidth letters, the Kelvin sign) and the domain
+    lowercased. Addresses under ``ANONAUTH_EMAIL_DOMAIN`` are refused: they are guests'
+    own.
     """
     model = model or get_user_model()
-    email = BaseUserManager.normalize_email((email or "").strip())
+    email = unicodedata.normalize("NFKC", (email or "").strip())
+    email = BaseUserManager.normalize_email(email)
     try:
         validate_email(email)
     except ValidationError as error:
@@ -149,6 +177,7 @@ def clean_email(email: str, model: Any = None) -> str:
     return email
 
 
+@sensitive_variables("password")
 def check_password(password: str, user: Any) -> None:
     """Raise :class:`PasswordInvalid` with every validator's message if ``password``
     is empty or fails ``AUTH_PASSWORD_VALIDATORS`` for ``user``."""
@@ -161,18 +190,47 @@ def check_password(password: str, user: Any) -> None:
 
 
 def email_in_use(email: str, *, exclude_pk: Any = None) -> bool:
-    """Whether an account other than ``exclude_pk`` uses ``email`` (any letter case):
-    as the user model's email, or in allauth's ``EmailAddress`` table if installed."""
+    """Whether an account other than ``exclude_pk`` uses ``email`` or an equivalent
+    address (any letter case, the domain in Unicode or IDNA form, NFKC-equal): as the
+    user model's email, or in allauth's ``EmailAddress`` table if installed."""
     model = get_user_model()
-    users = model._default_manager.filter(**{f"{model.get_email_field_name()}__iexact": email})
+    field = model.get_email_field_name()
+    users = model._default_manager.filter(_any_of(field, equivalent_emails(email)))
     if users.exclude(pk=exclude_pk).exists():
         return True
     if not apps.is_installed("allauth.account"):
         return False
     from allauth.account.models import EmailAddress
 
-    addresses = EmailAddress.objects.filter(email__iexact=email).exclude(user_id=exclude_pk)
-    return bool(addresses.exists())
+    addresses = EmailAddress.objects.filter(_any_of("email", equivalent_emails(email)))
+    return bool(addresses.exclude(user_id=exclude_pk).exists())
+
+
+def canonical_email(email: str) -> str:
+    """One spelling per address, for comparisons and locks: NFKC, case-folded, the
+    domain in its IDNA (ASCII) form."""
+    local, _, domain = unicodedata.normalize("NFKC", email.strip()).rpartition("@")
+    return f"{local.casefold()}@{_idna(domain.casefold(), encode=True)}"
+
+
+def equivalent_emails(email: str) -> set[str]:
+    """The spellings an equivalent address may be stored under: as given, NFKC, and its
+    domain in Unicode and in IDNA form (matched case-insensitively)."""
+    normal = unicodedata.normalize("NFKC", email.strip())
+    local, _, domain = normal.rpartition("@")
+    domains = {domain, _idna(domain, encode=True), _idna(domain, encode=False)}
+    return {email, normal} | {f"{local}@{variant}" for variant in domains}
+
+
+def _idna(domain: str, *, encode: bool) -> str:
+    try:
+        return domain.encode("idna").decode("ascii") if encode else domain.encode().decode("idna")
+    except UnicodeError:
+        return domain
+
+
+def _any_of(field: str, emails: set[str]) -> Q:
+    return reduce(or_, (Q(**{f"{field}__iexact": email}) for email in sorted(emails)))
 
 
 # Inside the transaction
@@ -189,7 +247,7 @@ def _check_email_unique(user: Any) -> None:
     email = getattr(user, user.get_email_field_name(), None)
     if not email:
         return
-    db.advisory_xact_lock(f"email:{email.lower()}")
+    db.advisory_xact_lock(f"email:{canonical_email(email)}")
     if email_in_use(email, exclude_pk=user.pk):
         raise EmailInUse()
 
@@ -241,3 +299,25 @@ def _conflict(user: Any, values: dict[str, Any]) -> AnonAuthError | None:
     except UsernameInUse as error:
         return error
     return None
+
+
+def end_guest_status_on_password(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """``post_save`` of the user model: a guest that got a usable password by any path
+    (allauth's password page, ``set_password()`` in project code) is a guest no more.
+
+    Its only credential was its session; with a password it could log in by name, and
+    logout or the purge would delete an account. The guest flag goes and
+    ``guest_upgraded(method="password_set")`` is sent. Saves that cannot have changed the
+    password (``update_fields`` without it) and users known not to be guests cost nothing.
+    """
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and "password" not in update_fields:
+        return
+    if not instance.has_usable_password() or cached_guest_flag(instance) is None:
+        return
+    deleted, _ = db.guests().filter(user_id=instance.pk).delete()
+    cache_guest_flag(instance, None)
+    if deleted:
+        signals.send_after_commit(
+            signals.guest_upgraded, type(instance), user=instance, request=None, method=PASSWORD_SET
+        )

@@ -5,9 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import exceptions, status
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import CSRFCheck, SessionAuthentication
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,6 +45,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "deletion_blocked": status.HTTP_409_CONFLICT,
     "invalid_credentials": status.HTTP_400_BAD_REQUEST,
     "link_conflict": status.HTTP_409_CONFLICT,
+    "link_failed": status.HTTP_409_CONFLICT,
+    "request_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
     "invalid_email": status.HTTP_400_BAD_REQUEST,
     "password_invalid": status.HTTP_400_BAD_REQUEST,
@@ -60,6 +68,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, RateLimited):
             error["Retry-After"] = str(exc.retry_after)
         return error
+    if isinstance(exc, RequestDataTooBig):
+        return error_response("request_too_large", str(exc), 413)
     if isinstance(exc, DatabaseError):
         logger.exception("anonauth: database error in the API", exc_info=exc)
         return error_response("unavailable", GuestUnavailable.__doc__, 503)
@@ -88,6 +98,16 @@ class GuestSessionAuthentication(SessionAuthentication):
         return None
 
 
+class SafeJSONParser(JSONParser):
+    """DRF's JSON parser, with absurdly nested JSON a 400 ``parse_error`` (not a 500)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as error:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from error
+
+
 class AnonAuthAPIView(APIView):
     """Base of anonauth's views: one error shape, CSRF for every cookie client.
 
@@ -97,6 +117,7 @@ class AnonAuthAPIView(APIView):
     """
 
     authentication_classes = [GuestSessionAuthentication]
+    parser_classes = [SafeJSONParser, FormParser, MultiPartParser]
 
     def get_authenticators(self) -> list[Any]:
         return [*super().get_authenticators(), *tokens.token_authenticators()]
@@ -108,15 +129,41 @@ class AnonAuthAPIView(APIView):
         unsafe = request.method not in ("GET", "HEAD", "OPTIONS", "TRACE")
         if unsafe and request.COOKIES and not tokens.by_header(request):
             check_csrf(request)
+        elif unsafe and not tokens.by_header(request):
+            check_origin(request)
         super().initial(request, *args, **kwargs)
 
 
 def check_csrf(request: Request) -> None:
-    """Enforce Django's CSRF check (a token client is exempt: see ``use_session_token``)."""
-    try:
-        SessionAuthentication().enforce_csrf(request)
-    except exceptions.PermissionDenied as denied:
-        raise exceptions.PermissionDenied(str(denied.detail), code="csrf_failed") from denied
+    """Enforce Django's CSRF check (a token client is exempt: see ``use_session_token``).
+
+    Run on the Django request, so that a body DRF cannot parse (a cross-site form post)
+    still gets the CSRF 403 rather than a 415.
+    """
+    check = CSRFCheck(lambda request: HttpResponse())
+    check.process_request(request._request)
+    reason = check.process_view(request._request, _no_view, (), {})
+    if reason:
+        raise exceptions.PermissionDenied(f"CSRF Failed: {reason}", code="csrf_failed")
+
+
+def _no_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
+    return HttpResponse()
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a browser's cross-site request that carries no cookies (no CSRF cookie
+    to check): the browser says so in ``Sec-Fetch-Site``, or sends a foreign ``Origin``."""
+    headers = request._request.headers
+    cross_site = headers.get("Sec-Fetch-Site") == "cross-site"
+    origin = headers.get("Origin")
+    if cross_site or (origin and not _trusted_origin(request, origin)):
+        raise exceptions.PermissionDenied("CSRF Failed: a cross-site request.", code="csrf_failed")
+
+
+def _trusted_origin(request: Request, origin: str) -> bool:
+    own = f"{request._request.scheme}://{request._request.get_host()}"
+    return origin == own or origin in settings.CSRF_TRUSTED_ORIGINS
 
 
 def signed_in_as(user: Any, request: Request, *, rotate: bool = False) -> dict[str, Any]:
@@ -196,10 +243,13 @@ class DeleteView(AnonAuthAPIView):
         401: ["not_authenticated"],
         403: ["not_guest", "csrf_failed"],
         409: ["email_in_use", "username_in_use"],
+        413: ["request_too_large"],
         415: ["unsupported_media_type"],
+        429: ["rate_limited"],
         503: ["unavailable"],
     },
 )
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
 class UpgradeView(AnonAuthAPIView):
     """POST ``{email, password}``: the signed-in guest becomes a full account in place.
 
@@ -226,12 +276,14 @@ class UpgradeView(AnonAuthAPIView):
         400: ["invalid_credentials", "invalid", "parse_error"],
         401: ["not_authenticated"],
         403: ["not_guest", "csrf_failed"],
-        409: ["link_conflict"],
+        409: ["link_conflict", "link_failed"],
+        413: ["request_too_large"],
         415: ["unsupported_media_type"],
         429: ["rate_limited"],
         503: ["unavailable"],
     },
 )
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
 class LinkView(AnonAuthAPIView):
     """POST ``{login, password}``: merge the signed-in guest into that account, log it in.
 

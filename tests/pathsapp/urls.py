@@ -16,6 +16,7 @@ urlpatterns = [
     path("paths/token-first/", views.TokenFirstView.as_view()),
     path("paths/jwt-only/", views.JWTOnlyView.as_view()),
     path("paths/session-token/", views.SessionTokenView.as_view()),
+    path("paths/last-seen/", views.last_seen),
     path("paths/api-function/", views.guest_api_function),
     path("paths/async-members/", views.async_members_only),
     path("paths/async-guest/", views.async_guest_view),

@@ -131,3 +131,17 @@ async def alogin_as(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _backend() -> str:
     return "django.contrib.auth.backends.ModelBackend"
+
+
+@guest_allowed
+def last_seen(request: HttpRequest) -> JsonResponse:
+    """What the view sees: the guest's ``last_seen`` as stored when the view runs."""
+    from anonauth.models import Guest
+
+    guest = Guest.objects.filter(user_id=request.user.pk).first()
+    return JsonResponse(
+        {
+            "last_seen": guest.last_seen.isoformat() if guest else None,
+            "authenticated": request.user.is_authenticated,
+        }
+    )
