@@ -147,6 +147,11 @@ class Settings:
         return value
 
     @property
+    def TRUSTED_PROXIES(self) -> int:
+        value: int = self._get("TRUSTED_PROXIES", 0)
+        return value
+
+    @property
     def PROBE_COOKIE_NAME(self) -> str:
         value: str = self._get("PROBE_COOKIE_NAME", "anonauth")
         return value

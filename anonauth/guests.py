@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import re
 import secrets
@@ -133,12 +134,22 @@ def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
 
 
 def sign_in_new_guest(request: HttpRequest) -> tuple[User, bool]:
-    """Create (or claim, in a race) the guest for this request's cookie and log it in."""
+    """Create (or claim, in a race) the guest for this request's client and log it in.
+
+    The user, its ``Guest`` row and (database-backed engines) its session are written in
+    one transaction: if the session cannot be inserted, no half-created guest is left.
+    """
     session_key = sessions.choose_guest_session_key()
-    user, created = _create_guest_user(
-        creation_key=_creation_key(request), session_key=session_key, request=request
-    )
-    sessions.start_guest_session(request, user, session_key=session_key)
+    previous_session = request.session
+    try:
+        with db.atomic():
+            user, created = _create_guest_user(
+                creation_key=_creation_key(request), session_key=session_key, request=request
+            )
+            sessions.start_guest_session(request, user, session_key=session_key)
+    except BaseException:
+        request.session, request.user = previous_session, AnonymousUser()
+        raise
     return user, created
 
 
@@ -221,24 +232,47 @@ def check_rate(
         raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
 
 
-def _rate_key(request: HttpRequest) -> str | Callable[[str, HttpRequest], str]:
-    """django-ratelimit's ``ip`` key, or one shared count for requests with no address.
-
-    A server on a Unix socket passes no ``REMOTE_ADDR``: those requests are limited
-    together (strictly) rather than failing; ``RATELIMIT_IP_META_KEY`` names the header
-    to use behind a proxy.
-    """
-    if getattr(settings, "RATELIMIT_IP_META_KEY", None) or request.META.get("REMOTE_ADDR"):
-        return "ip"
-    return _no_address
+def _rate_key(request: HttpRequest) -> Callable[[str, HttpRequest], str]:
+    """The client's network (:func:`client_network`) as django-ratelimit's key."""
+    return _fixed_key(client_network(request))
 
 
 def _fixed_key(key: str) -> Callable[[str, HttpRequest], str]:
     return lambda group, request: key
 
 
-def _no_address(group: str, request: HttpRequest) -> str:
-    return "no-client-address"
+def client_address(request: HttpRequest) -> str:
+    """The client's IP address: ``REMOTE_ADDR``, or with ``ANONAUTH_TRUSTED_PROXIES = N``
+    the address the first of those N proxies saw, from the right of ``X-Forwarded-For``
+    (the entries further left are whatever the client sent, and may be spoofed).
+
+    A missing or malformed header falls back to ``REMOTE_ADDR``; no address at all (a
+    server on a Unix socket) gives ``""``. Never raises.
+    """
+    remote = request.META.get("REMOTE_ADDR", "") or ""
+    proxies = conf.TRUSTED_PROXIES
+    chain = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    chain = [part for part in chain if part]
+    if proxies < 1 or not chain:
+        return remote
+    candidate = chain[-min(proxies, len(chain))]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
+
+
+def client_network(request: HttpRequest) -> str:
+    """The client's address for rate limits: IPv4 as is, IPv6 as its /64 (one host
+    gets a whole /64); requests with no address share one count."""
+    address = client_address(request)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return "no-client-address"
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 def _check_captcha(request: HttpRequest) -> None:
@@ -316,7 +350,7 @@ def _creation_key(request: HttpRequest) -> str | None:
     )
     if not value:
         return None
-    client = f"{value}\n{request.META.get('REMOTE_ADDR', '')}\n"
+    client = f"{value}\n{client_address(request)}\n"
     client += request.headers.get("User-Agent", "")
     return salted_hmac(CLAIM_SALT, client, algorithm="sha256").hexdigest()
 

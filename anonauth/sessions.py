@@ -160,12 +160,11 @@ def start_fresh_session(request: HttpRequest) -> None:
 
     The authenticated session gets a key nobody could have planted (against session
     fixation), while the anonymous session is left as it is: concurrent requests still
-    carrying its cookie keep its data and claim the same guest. Expired sessions go
+    carrying its cookie keep its data and claim the same guest (and, should creating the
+    guest fail, the request goes on with its own session untouched). Expired sessions go
     with ``clearsessions`` as usual; nothing is deleted here.
     """
     old = request.session
-    if old.session_key is None:
-        return
     request.session = store_class()()
     request.session.update(dict(old.items()))
 

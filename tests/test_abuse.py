@@ -370,3 +370,80 @@ class TestSensitiveData:
         ours = [frame for frame in frames if "/anonauth/" in frame["filename"]]
         assert ours
         assert all("s3cret-Pw!" not in repr(frame["vars"]) for frame in ours)
+
+
+class TestProxies:
+    """8. With the README's ``RATELIMIT_IP_META_KEY = "HTTP_X_FORWARDED_FOR"``, spoofed
+    addresses bypassed the limit (10 spoofed addresses, 10 guests under ``3/m``), and a
+    request without the header or with an ordinary chain was a 500."""
+
+    @pytest.mark.parametrize(
+        "settings_",
+        [{"ANONAUTH_TRUSTED_PROXIES": 1}, {"RATELIMIT_IP_META_KEY": "HTTP_X_FORWARDED_FOR"}],
+    )
+    @override_settings(ANONAUTH_RATE_LIMIT="3/h")
+    def test_spoofed_addresses_share_the_real_clients_limit(
+        self, settings_: dict[str, Any]
+    ) -> None:
+        created = 0
+        for spoof in range(10):
+            client = Client(
+                HTTP_USER_AGENT="okhttp/4.12",
+                REMOTE_ADDR="10.0.0.2",  # the proxy
+                HTTP_X_FORWARDED_FOR=f"192.0.2.{spoof}, 198.51.100.7",
+            )
+            with override_settings(**settings_):
+                created += client.post(SIGN_IN).status_code == 201
+        assert created == 3
+
+    @pytest.mark.parametrize("forwarded", [None, "198.51.100.7, 203.0.113.5", "garbage", ""])
+    @override_settings(RATELIMIT_IP_META_KEY="HTTP_X_FORWARDED_FOR")
+    def test_a_raw_forwarded_for_key_never_500s(self, forwarded: str | None) -> None:
+        extra = {} if forwarded is None else {"HTTP_X_FORWARDED_FOR": forwarded}
+        response = Client(HTTP_USER_AGENT="okhttp/4.12", **extra).post(SIGN_IN)
+        assert response.status_code == 201
+        browser = visitor("198.51.100.9", seen="1")
+        assert browser.get("/guest-fn/", **extra).status_code == 200
+
+    @pytest.mark.parametrize(
+        ("forwarded", "proxies", "expected"),
+        [
+            ("198.51.100.7", 1, "198.51.100.7"),
+            ("192.0.2.1, 198.51.100.7", 1, "198.51.100.7"),
+            ("192.0.2.1, 198.51.100.7, 10.0.0.1", 2, "198.51.100.7"),
+            ("not-an-address", 1, "10.0.0.2"),
+            (None, 1, "10.0.0.2"),
+            ("198.51.100.7", 0, "10.0.0.2"),
+        ],
+    )
+    def test_the_client_address(self, forwarded: str | None, proxies: int, expected: str) -> None:
+        from anonauth.guests import client_address
+
+        meta = {"REMOTE_ADDR": "10.0.0.2"}
+        if forwarded is not None:
+            meta["HTTP_X_FORWARDED_FOR"] = forwarded
+        request = RequestFactory().get("/", **meta)
+        with override_settings(ANONAUTH_TRUSTED_PROXIES=proxies):
+            assert client_address(request) == expected
+
+
+class TestNothingHalfCreated:
+    """16. A failed session insert left an orphan guest (user and ``Guest`` rows with no
+    session), contrary to the README."""
+
+    def test_a_failing_session_insert_leaves_no_guest(self, browser: Client) -> None:
+        from django.contrib.sessions.backends.db import SessionStore
+        from django.db import DatabaseError
+
+        real_save = SessionStore.save
+
+        def failing_save(self: Any, must_create: bool = False) -> None:
+            if must_create:
+                raise DatabaseError("the session table is unavailable")
+            real_save(self, must_create=must_create)
+
+        with mock.patch.object(SessionStore, "save", failing_save):
+            response = browser.get("/guest-fn/")
+        assert response.json() == {"id": None, "is_guest": False, "refusal": "unavailable"}
+        assert not get_user_model().objects.exists()
+        assert not Guest.objects.exists()
