@@ -62,7 +62,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error
     if isinstance(exc, DatabaseError):
         logger.exception("anonauth: database error in the API", exc_info=exc)
-        return error_response("unavailable", GuestUnavailable.__doc__, 503)
+        return error_response("unavailable", GuestUnavailable.default_message, 503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
