@@ -25,6 +25,7 @@ from django.db import IntegrityError
 from django.http import HttpRequest
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from anonauth import db, sessions, signals
 from anonauth.conf import conf
@@ -149,7 +150,10 @@ def clean_email(email: str, model: Any = None) -> str:
         )
     max_length = getattr(_field(model, model.get_email_field_name()), "max_length", None)
     if max_length and len(email) > max_length:
-        raise InvalidEmail(format_lazy(_("Use at most {count} characters."), count=max_length))
+        most = ngettext_lazy(
+            "Use at most {count} character.", "Use at most {count} characters.", max_length
+        )
+        raise InvalidEmail(format_lazy(most, count=max_length))
     return email
 
 

@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from django.db import DatabaseError
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -116,7 +118,11 @@ def check_csrf(request: Request) -> None:
     try:
         SessionAuthentication().enforce_csrf(request)
     except exceptions.PermissionDenied as denied:
-        raise exceptions.PermissionDenied(str(denied.detail), code="csrf_failed") from denied
+        # DRF's "CSRF Failed: " is not translated; the reason after it is Django's (English,
+        # as on Django's own CSRF page), kept for the developer.
+        reason = str(denied.detail).removeprefix("CSRF Failed: ")
+        detail = format_lazy(_("CSRF verification failed: {reason}"), reason=reason)
+        raise exceptions.PermissionDenied(detail, code="csrf_failed") from denied
 
 
 def signed_in_as(user: Any, request: Request) -> dict[str, Any]:
