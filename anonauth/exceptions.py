@@ -119,7 +119,7 @@ class InvalidEmail(AnonAuthError):
     """Raised by an upgrade for a malformed, too long or guest-domain address."""
 
     code = "invalid_email"
-    default_message = _("Enter a valid email address.")
+    default_message = _("This email address is not valid.")
 
 
 class EmailInUse(AnonAuthError):
