@@ -3,7 +3,7 @@
 # make bench — the benchmarks, against PostgreSQL (DATABASE_URL, default the local one)
 # make docs  — the documentation site (Sphinx, warnings are errors) in docs/_build/html
 # make dist  — the sdist and the wheel in dist/, checked by twine
-# make messages — regenerate and compile the translation catalogues in anonauth/locale
+# make messages — update and compile the translation catalogues in anonauth/locale
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -54,16 +54,15 @@ dist: $(STAMP)
 	$(BIN)/python -m build
 	$(BIN)/twine check --strict dist/*
 
-# The languages and makemessages options are also those of the catalogue check in
-# tests/test_i18n.py, which fails when this target would change a msgid (gettext needed).
-LANGUAGES := de fr es
+# Every language in anonauth/locale (NEW=it adds one). The options are also those of the
+# catalogue check in tests/test_i18n.py, which fails when this target would change a msgid.
 MAKEMESSAGES_OPTIONS := --no-obsolete --no-wrap --add-location file
 DJANGO_ADMIN := cd anonauth && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=.. \
 	$(abspath $(BIN))/django-admin
 
 messages: $(STAMP)
 	@command -v msgfmt >/dev/null || { echo "make messages needs gettext: apt-get install gettext" >&2; exit 1; }
-	$(DJANGO_ADMIN) makemessages $(addprefix -l ,$(LANGUAGES)) $(MAKEMESSAGES_OPTIONS)
+	$(DJANGO_ADMIN) makemessages $(if $(NEW),--locale $(NEW),--all) $(MAKEMESSAGES_OPTIONS)
 	$(DJANGO_ADMIN) compilemessages
 
 clean:
