@@ -3,6 +3,7 @@
 # make bench — the benchmarks, against PostgreSQL (DATABASE_URL, default the local one)
 # make docs  — the documentation site (Sphinx, warnings are errors) in docs/_build/html
 # make dist  — the sdist and the wheel in dist/, checked by twine
+# make messages — update and compile the translation catalogues in anonauth/locale
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install test lint demo bench docs dist clean
+.PHONY: install test lint demo bench docs dist messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,17 @@ dist: $(STAMP)
 	rm -rf dist build
 	$(BIN)/python -m build
 	$(BIN)/twine check --strict dist/*
+
+# Every language in anonauth/locale (NEW=it adds one). The options are also those of the
+# catalogue check in tests/test_i18n.py, which fails when this target would change a msgid.
+MAKEMESSAGES_OPTIONS := --no-obsolete --no-wrap --add-location file
+DJANGO_ADMIN := cd anonauth && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=.. \
+	$(abspath $(BIN))/django-admin
+
+messages: $(STAMP)
+	@command -v msgfmt >/dev/null || { echo "make messages needs gettext: apt-get install gettext" >&2; exit 1; }
+	$(DJANGO_ADMIN) makemessages $(if $(NEW),--locale $(NEW),--all) $(MAKEMESSAGES_OPTIONS)
+	$(DJANGO_ADMIN) compilemessages
 
 clean:
 	rm -rf $(VENV) .coverage example.sqlite3 .tox build dist docs/_build

@@ -1,122 +1,154 @@
 """One error hierarchy: every failure anonauth reports carries a machine-readable code.
 
 The HTTP API maps the codes to statuses in one place (``anonauth.views.STATUS_BY_CODE``).
+Each class's ``default_message`` is a lazy translation: it is rendered in the language
+active when it is turned into text (the request's, under ``LocaleMiddleware``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from django.utils.functional import Promise
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+
 
 class AnonAuthError(Exception):
-    """Base class of anonauth's errors: a human message and a stable ``code``."""
+    """Base class of anonauth's errors: a human ``message`` and a stable ``code``.
+
+    ``message`` defaults to the class's ``default_message``; both may be lazy strings.
+    """
 
     code = "error"
+    default_message: str | Promise = _("The request could not be completed.")
 
-    def __init__(self, message: str = "", code: str | None = None) -> None:
-        self.message = message or self.__doc__ or self.code
+    def __init__(self, message: str | Promise = "", code: str | None = None) -> None:
+        self.message = message or self.default_message
         if code is not None:
             self.code = code
         super().__init__(self.message)
 
+    def __str__(self) -> str:
+        return str(self.message)
+
 
 class GuestRefused(AnonAuthError):
-    """No guest may be created for this request."""
+    """Raised when no guest may be created for a request (base of the admission gates)."""
 
     code = "refused"
+    default_message = _("No guest can be created for this request.")
 
 
 class GuestsDisabled(GuestRefused):
-    """Guest users are disabled on this site."""
+    """Raised when guest users are turned off (``ANONAUTH_ENABLED = False``)."""
 
     code = "disabled"
+    default_message = _("Guest users are disabled on this site.")
 
 
 class ClientRefused(GuestRefused):
-    """This client cannot hold a guest session (a crawler, a HEAD request, no cookies)."""
+    """Raised on the lazy path for a client that cannot hold a guest session (a crawler,
+    a HEAD request, no cookies); ``code`` names which."""
 
     code = "client_refused"
+    default_message = _("This client cannot hold a guest session.")
 
 
 class RateLimited(GuestRefused):
-    """Too many guests were created from this address; try again later."""
+    """Raised when an address is over a rate limit; ``retry_after`` is in seconds."""
 
     code = "rate_limited"
+    default_message = _("Too many guests were created from this address; try again later.")
 
-    def __init__(self, message: str = "", *, retry_after: int = 60) -> None:
+    def __init__(self, message: str | Promise = "", *, retry_after: int = 60) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
 class CaptchaFailed(GuestRefused):
-    """The CAPTCHA check failed."""
+    """Raised when ``ANONAUTH_CAPTCHA_VERIFIER`` rejects the request."""
 
     code = "captcha_failed"
+    default_message = _("The CAPTCHA check failed.")
 
 
 class GuestUnavailable(GuestRefused):
-    """A guest could not be created right now (the database failed); nothing was kept."""
+    """Raised when the database failed while creating a guest; nothing was kept."""
 
     code = "unavailable"
+    default_message = _("A guest could not be created right now; try again later.")
 
 
 class AlreadyAuthenticated(AnonAuthError):
-    """A registered user is already signed in."""
+    """Raised when a registered user asks to sign in as a guest."""
 
     code = "already_authenticated"
+    default_message = _("A registered user is already signed in.")
 
 
 class NotGuest(AnonAuthError):
-    """This operation is only for guest users."""
+    """Raised when an operation for guests meets a user that is not (or no longer) one."""
 
     code = "not_guest"
+    default_message = _("This operation is only for guest users.")
 
 
 class DeletionBlocked(AnonAuthError):
-    """The guest cannot be deleted: other data protects it."""
+    """Raised when a protecting relation (``PROTECT``, ``RESTRICT``) keeps a guest."""
 
     code = "deletion_blocked"
+    default_message = _("The guest cannot be deleted: other data protects it.")
 
 
 class LinkConflict(AnonAuthError):
-    """The account already has data that cannot be merged with the guest's."""
+    """Raised under the ``error`` policy of ``ANONAUTH_LINK_CONFLICTS``."""
 
     code = "link_conflict"
+    default_message = _("The account already has data that cannot be merged with the guest's.")
 
 
 class InvalidCredentials(AnonAuthError):
-    """The login or password is wrong."""
+    """Raised by the link endpoint for a wrong login and password."""
 
     code = "invalid_credentials"
+    default_message = _("The login or password is wrong.")
 
 
 class InvalidEmail(AnonAuthError):
-    """Enter a valid email address."""
+    """Raised by an upgrade for a malformed, too long or guest-domain address."""
 
     code = "invalid_email"
+    default_message = _("This email address is not valid.")
 
 
 class EmailInUse(AnonAuthError):
-    """This email address is already used by another account."""
+    """Raised by an upgrade to an address another account uses."""
 
     code = "email_in_use"
+    default_message = _("This email address is already used by another account.")
 
 
 class UsernameInUse(AnonAuthError):
-    """This username is already used by another account."""
+    """Raised by an upgrade to a username another account uses."""
 
     code = "username_in_use"
+    default_message = _("This username is already used by another account.")
 
 
 class PasswordInvalid(AnonAuthError):
-    """The password does not satisfy the password validators.
+    """Raised by an upgrade whose password fails the password validators.
 
     ``messages`` holds each validator's message; the API returns them as its ``detail``.
     """
 
     code = "password_invalid"
+    default_message = _("The password does not satisfy the password validators.")
 
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__(" ".join(messages))
-        self.messages = messages
+    def __init__(self, messages: Sequence[str | Promise]) -> None:
+        # One lazy string: the messages joined in the language active when it is shown.
+        super().__init__(format_lazy(" ".join(["{}"] * len(messages)), *messages))
+        self.messages = list(messages)
 
 
 class LinkFailed(AnonAuthError):
@@ -124,3 +156,4 @@ class LinkFailed(AnonAuthError):
     failed); nothing was changed and the guest is still signed in."""
 
     code = "link_failed"
+    default_message = _("This guest could not be merged into the account; nothing was changed.")

@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import get_usage
 
 from anonauth import db, sessions, signals, state
@@ -171,7 +172,7 @@ def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
                 signals.guest_deleted, sender, user_id=user_id, request=request
             )
     except (ProtectedError, RestrictedError) as error:
-        raise DeletionBlocked(str(error.args[0])) from error
+        raise DeletionBlocked() from error
     if request is not None:
         sessions.end(request)
 
@@ -195,11 +196,11 @@ def check_admission(request: HttpRequest, *, lazy: bool) -> None:
 
 def _check_client(request: HttpRequest) -> None:
     if request.method in SKIPPED_METHODS:
-        raise ClientRefused("HEAD and OPTIONS requests get no guest.", code="method_refused")
+        raise ClientRefused(_("HEAD and OPTIONS requests get no guest."), code="method_refused")
     if blocked_user_agent(request.headers.get("User-Agent", "")):
-        raise ClientRefused("This user agent gets no guest.", code="user_agent_refused")
+        raise ClientRefused(_("This user agent gets no guest."), code="user_agent_refused")
     if conf.REQUIRE_COOKIE and not request.COOKIES and not request.session.session_key:
-        raise ClientRefused("Clients that keep no cookies get no guest.", code=NO_COOKIE)
+        raise ClientRefused(_("Clients that keep no cookies get no guest."), code=NO_COOKIE)
 
 
 def blocked_user_agent(user_agent: str) -> bool:

@@ -21,6 +21,8 @@ from django.contrib.auth import authenticate, get_user_model, login
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from anonauth import db, signals, state
@@ -84,13 +86,13 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
     error rolls everything back.
     """
     if guest.pk == user.pk or db.guests().filter(user_id=user.pk).exists():
-        raise NotGuest("A guest can only be linked into a registered account.")
+        raise NotGuest(_("A guest can only be linked into a registered account."))
     result = LinkResult(guest_id=guest.pk, user_id=user.pk)
     with db.atomic():
         # The one lock order (the user row, then the Guest row): a concurrent link,
         # upgrade, delete or purge of this guest waits here, or is waited for.
         if not db.lock_guest(guest.pk):
-            raise NotGuest("This user is no longer a guest.")
+            raise NotGuest(_("This user is no longer a guest."))
         sender = type(user)
         signals.guest_linking.send(sender, guest=guest, user=user, request=request)
         for relation in relations_to_reassign():
@@ -185,7 +187,12 @@ def resolve_conflicts(relation: Relation, guest: Any, user: Any) -> int:
     colliding = relation.rows(loser).filter(colliding_with(relation, winner, sets))
     if policy == ERROR:
         if colliding.exists():
-            raise LinkConflict(f"The account already has rows that {relation.label} keeps unique.")
+            raise LinkConflict(
+                format_lazy(
+                    _("The account already has rows that {relation} keeps unique."),
+                    relation=relation.label,
+                )
+            )
         return 0
     _total, per_model = colliding.delete()
     return per_model.get(relation.model._meta.label, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -13,7 +14,7 @@ from anonauth.guests import is_guest
 class IsGuest(BasePermission):
     """Allow signed-in guests only."""
 
-    message = "This endpoint is for guest users only."
+    message = _("This endpoint is for guest users only.")
     code = "not_guest"
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -23,7 +24,7 @@ class IsGuest(BasePermission):
 class IsRegisteredUser(BasePermission):
     """Allow signed-in users that are not guests."""
 
-    message = "This endpoint requires a registered account."
+    message = _("This endpoint requires a registered account.")
     code = "registration_required"
 
     def has_permission(self, request: Request, view: Any) -> bool:

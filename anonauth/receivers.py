@@ -26,7 +26,10 @@ def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) 
         delete_guest(user)
     except DeletionBlocked as blocked:
         # Other data protects it: the logout goes on, the purge reports the guest.
-        logger.warning("anonauth: guest %s logged out and was kept: %s", user.pk, blocked)
+        # The cause (Django's ProtectedError) names the protecting model, for the log.
+        cause = blocked.__cause__
+        reason = cause.args[0] if cause is not None and cause.args else blocked
+        logger.warning("anonauth: guest %s logged out and was kept: %s", user.pk, reason)
 
 
 def link_guest_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

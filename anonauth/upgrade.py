@@ -27,6 +27,9 @@ from django.core.validators import validate_email
 from django.db import IntegrityError
 from django.db.models import Q
 from django.http import HttpRequest
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from anonauth import db, sessions, signals
@@ -170,10 +173,15 @@ def clean_email(email: str, model: Any = None) -> str:
     domain = email.rpartition("@")[2].lower()
     guest_domain = conf.EMAIL_DOMAIN.lower()
     if domain == guest_domain or domain.endswith(f".{guest_domain}"):
-        raise InvalidEmail(f"Addresses under {conf.EMAIL_DOMAIN} cannot be used.")
+        raise InvalidEmail(
+            format_lazy(_("Addresses under {domain} cannot be used."), domain=conf.EMAIL_DOMAIN)
+        )
     max_length = getattr(_field(model, model.get_email_field_name()), "max_length", None)
     if max_length and len(email) > max_length:
-        raise InvalidEmail(f"Use at most {max_length} characters.")
+        most = ngettext_lazy(
+            "Use at most {count} character.", "Use at most {count} characters.", max_length
+        )
+        raise InvalidEmail(format_lazy(most, count=max_length))
     return email
 
 
@@ -182,7 +190,7 @@ def check_password(password: str, user: Any) -> None:
     """Raise :class:`PasswordInvalid` with every validator's message if ``password``
     is empty or fails ``AUTH_PASSWORD_VALIDATORS`` for ``user``."""
     if not password:
-        raise PasswordInvalid(["Enter a password."])
+        raise PasswordInvalid([_("Enter a password.")])
     try:
         password_validation.validate_password(password, user)
     except ValidationError as error:

@@ -10,6 +10,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import exceptions, status
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
@@ -69,10 +71,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             error["Retry-After"] = str(exc.retry_after)
         return error
     if isinstance(exc, RequestDataTooBig):
-        return error_response("request_too_large", str(exc), 413)
+        return error_response("request_too_large", _("The request body is too large."), 413)
     if isinstance(exc, DatabaseError):
         logger.exception("anonauth: database error in the API", exc_info=exc)
-        return error_response("unavailable", GuestUnavailable.__doc__, 503)
+        return error_response("unavailable", GuestUnavailable.default_message, 503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
@@ -105,7 +107,7 @@ class SafeJSONParser(JSONParser):
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as error:
-            raise exceptions.ParseError("JSON parse error - nested too deeply.") from error
+            raise exceptions.ParseError(_("JSON parse error: nested too deeply.")) from error
 
 
 class AnonAuthAPIView(APIView):
@@ -144,7 +146,10 @@ def check_csrf(request: Request) -> None:
     check.process_request(request._request)
     reason = check.process_view(request._request, _no_view, (), {})
     if reason:
-        raise exceptions.PermissionDenied(f"CSRF Failed: {reason}", code="csrf_failed")
+        # The reason is Django's (English, as on Django's own CSRF page), kept for the
+        # developer.
+        detail = format_lazy(_("CSRF verification failed: {reason}"), reason=reason)
+        raise exceptions.PermissionDenied(detail, code="csrf_failed")
 
 
 def _no_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
@@ -158,7 +163,8 @@ def check_origin(request: Request) -> None:
     cross_site = headers.get("Sec-Fetch-Site") == "cross-site"
     origin = headers.get("Origin")
     if cross_site or (origin and not _trusted_origin(request, origin)):
-        raise exceptions.PermissionDenied("CSRF Failed: a cross-site request.", code="csrf_failed")
+        detail = _("CSRF verification failed: a cross-site request.")
+        raise exceptions.PermissionDenied(detail, code="csrf_failed")
 
 
 def _trusted_origin(request: Request, origin: str) -> bool:
