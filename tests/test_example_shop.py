@@ -253,3 +253,67 @@ def test_example_upgrade_page_sends_others_away(client: Client) -> None:
     assert client.get("/account/upgrade/")["Location"] == "/"
     client.force_login(make_registered_user("ada@example.com"))
     assert client.get("/account/upgrade/")["Location"] == "/cart/"
+
+
+# The examples of docs/testing.md (and the README's "Testing your own views"), run here
+# against the shop so that they keep working.
+
+
+def test_docs_a_plain_test_client_gets_no_guest(client: Client, mug: Product) -> None:
+    response = client.post(f"/cart/add/{mug.pk}/")  # Django's client sends no User-Agent
+    assert response.wsgi_request.anonauth.refusal_code == "user_agent_refused"
+    assert not Guest.objects.exists()
+
+
+def test_docs_a_guest_adds_to_the_cart(mug: Product) -> None:
+    from django.contrib.auth import SESSION_KEY
+
+    from anonauth.test import guest_client
+
+    client = guest_client()  # a browser's User-Agent and cookie, signed in as a guest
+    client.post(f"/cart/add/{mug.pk}/")
+    guest = get_user_model().objects.get(pk=client.session[SESSION_KEY])
+    assert is_guest(guest)
+    assert Cart.objects.get(owner=guest).items.get().product == mug
+
+
+def test_docs_guests_are_turned_away_from_checkout(client: Client) -> None:
+    from anonauth.test import make_guest
+
+    client.force_login(make_guest())
+    assert client.post("/checkout/")["Location"] == "/accounts/login/?next=%2Fcart%2F"
+
+
+def test_docs_logging_in_links_the_guest(
+    mug: Product, django_capture_on_commit_callbacks: Any
+) -> None:
+    from anonauth.signals import guest_linked
+    from anonauth.test import capture_signal, guest_client
+
+    client = guest_client()
+    client.post(f"/cart/add/{mug.pk}/")
+    ada = make_registered_user("ada@example.com")  # username "ada", password "correct-horse-42"
+    # capture_signal outermost: the callbacks run as the inner block ends, still heard.
+    with (
+        capture_signal(guest_linked) as calls,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        client.post(
+            "/accounts/login/", {"username": ada.get_username(), "password": "correct-horse-42"}
+        )
+    assert [call["user"] for call in calls] == [ada]
+    assert Cart.objects.get(owner=ada).items.get().product == mug
+
+
+def test_docs_a_broken_receiver_rolls_the_link_back(member: Any) -> None:
+    from anonauth.signals import guest_linking
+    from anonauth.test import connected, make_guest
+
+    guest = make_guest()
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    with connected(guest_linking, broken), pytest.raises(RuntimeError):
+        link.link_guest(guest, member)
+    assert is_guest(guest)  # still a guest: nothing was moved
