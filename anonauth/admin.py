@@ -3,6 +3,7 @@ chart, and a guest filter and column for the user model's own admin."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -72,7 +73,10 @@ class GuestAdmin(_ModelAdmin):
 
     @admin.display(description=_("last seen"), ordering="last_seen")
     def seen(self, guest: Guest) -> str:
-        ago = gettext("%(time)s ago") % {"time": timesince(guest.last_seen, depth=1)}
+        if timezone.now() - guest.last_seen < timedelta(minutes=1):
+            ago = gettext("just now")
+        else:
+            ago = gettext("%(time)s ago") % {"time": timesince(guest.last_seen, depth=1)}
         return _with_full_time(guest.last_seen, ago)
 
     @admin.display(boolean=True, description=_("stale"))

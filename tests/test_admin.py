@@ -141,6 +141,8 @@ def test_the_guest_list_has_short_columns(staff: Client) -> None:
     page = changelist(staff, None)
     assert "3\xa0hours ago" in page  # not a full date and time: it fits beside the filters
     assert 'title="' in page.split('class="field-seen"')[1].split("</td>")[0]
+    create_guest()
+    assert "just now" in changelist(staff, None)  # not "0 minutes ago"
 
 
 def test_the_guest_list_sorts_by_the_short_columns(
