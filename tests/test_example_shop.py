@@ -98,6 +98,7 @@ def test_a_guest_logs_in_at_checkout_and_comes_back_to_the_cart(
     assert Order.objects.get(customer=member).total == Decimal("8.00")
 
 
+@pytest.mark.auth_user_only  # the shop's upgrade makes the email the username
 def test_a_guest_creates_an_account_at_checkout_and_comes_back_to_the_cart(
     browser: Client, mug: Product
 ) -> None:
