@@ -69,7 +69,7 @@ class GuestAdmin(_ModelAdmin):
 
     @admin.display(description=_("created"), ordering="created_at")
     def created(self, guest: Guest) -> str:
-        return _with_full_time(guest.created_at, date_format(local(guest.created_at)))
+        return _with_full_time(guest.created_at, date_format(_local(guest.created_at)))
 
     @admin.display(description=_("last seen"), ordering="last_seen")
     def seen(self, guest: Guest) -> str:
@@ -139,13 +139,13 @@ class GuestAdmin(_ModelAdmin):
         return TemplateResponse(request, "admin/anonauth/guest/activity.html", context)
 
 
-def local(moment: Any) -> Any:
+def _local(moment: Any) -> Any:
     return timezone.localtime(moment) if timezone.is_aware(moment) else moment
 
 
 def _with_full_time(moment: Any, text: str) -> str:
     """``text``, with the full local date and time as its tooltip."""
-    full = date_format(local(moment), "DATETIME_FORMAT")
+    full = date_format(_local(moment), "DATETIME_FORMAT")
     return format_html('<span title="{}">{}</span>', full, text)
 
 
