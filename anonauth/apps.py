@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 class AnonAuthConfig(AppConfig):
     name = "anonauth"
-    verbose_name = _("Guests")
+    verbose_name = _("Guest users")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

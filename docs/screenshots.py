@@ -3,9 +3,15 @@
     .venv/bin/python docs/screenshots.py
 
 Starts the example project with ``runserver`` on a throwaway SQLite database, seeds it,
-plays the story in Debian's headless Chromium through Playwright (a guest upgrades,
-another signs into the demo customer, a third is purged), then opens the admin as the
-demo staff account, and writes ``docs/screenshots/*.png``.
+plays the story in Debian's headless Chromium through Playwright (a guest clicks "Check
+out", creates an account and checks out; another signs into the demo customer; a third
+is purged, a fourth deletes itself, a fifth is still shopping), then opens the admin as
+the demo staff account, and writes ``docs/screenshots/*.png``:
+
+- ``guest-cart.png``: a guest's cart with the banner (README, quick start)
+- ``merged-cart.png``: the demo customer's cart after a guest logged into it
+- ``admin-guests.png``, ``admin-activity.png``, ``admin-users.png``: the admin's guest
+  list, its activity chart, and the user list marking guests (quick start, audit page)
 """
 
 from __future__ import annotations
@@ -44,6 +50,15 @@ def add_to_cart(page: Page, product: str) -> None:
     expect(page.locator("#cart-items")).to_be_visible()
 
 
+def delete_guest(page: Page) -> None:
+    """The guest deletes itself through the API (``POST auth/anonymous/delete/``)."""
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    response = page.request.post(
+        f"{BASE}/auth/anonymous/delete/", headers={"X-CSRFToken": csrf, "Referer": BASE}
+    )
+    assert response.status == 204, response.text()
+
+
 def main() -> None:
     workdir = tempfile.mkdtemp()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir}/demo.sqlite3"}
@@ -70,11 +85,15 @@ def main() -> None:
             page = browser.new_context(**view).new_page()  # a guest that creates an account
             add_to_cart(page, "Mug")
             page.screenshot(path=OUT / "guest-cart.png", full_page=True)
-            page.locator("#upgrade-link").click()
+            page.locator("#checkout").click()  # told why, and offered both ways
+            expect(page.get_by_text("Create an account or log in to check out")).to_be_visible()
+            page.locator("#signup-link").click()
             page.get_by_label("Email").fill("shopper@example.com")
             page.get_by_label("Password").fill("a long demo passphrase")
             page.get_by_role("button", name="Create account").click()
             expect(page.get_by_text("Your account is ready")).to_be_visible()
+            page.locator("#checkout").click()  # back at the cart: check out
+            expect(page.get_by_text("placed. Thank you!")).to_be_visible()
 
             page = browser.new_context(**view).new_page()  # a guest that logs in
             add_to_cart(page, "Coffee beans")
@@ -90,15 +109,28 @@ def main() -> None:
             time.sleep(1.1)
             manage(env, "purge_anonymous", "--older-than", "1s", "-v0")
 
+            page = browser.new_context(**view).new_page()  # a guest that deletes itself
+            add_to_cart(page, "Filter papers")
+            delete_guest(page)
+            for product in ("Grinder", "Mug"):  # guests still shopping
+                add_to_cart(browser.new_context(**view).new_page(), product)
+
+            # 1200 px: the guest list fits beside the admin's sidebar and its filters.
             admin = browser.new_context(
-                viewport={"width": 1100, "height": 640}, locale="en-US"
+                viewport={"width": 1200, "height": 560}, locale="en-US"
             ).new_page()
-            admin.goto(f"{BASE}/admin/login/?next=/admin/anonauth/guest/activity/")
+            admin.goto(f"{BASE}/admin/login/?next=/admin/anonauth/guest/")
             admin.get_by_label("Username").fill("admin")
             admin.get_by_label("Password").fill("demo-admin-password")
             admin.get_by_role("button", name="Log in").click()
+            expect(admin.locator("#result_list tbody tr")).to_have_count(2)
+            admin.screenshot(path=OUT / "admin-guests.png", full_page=True)
+            admin.get_by_role("link", name="Activity").click()
             expect(admin.locator("#activity-chart")).to_be_visible()
             admin.screenshot(path=OUT / "admin-activity.png", full_page=True)
+            admin.goto(f"{BASE}/admin/auth/user/")
+            expect(admin.locator("#result_list .column-is_guest")).to_be_visible()
+            admin.screenshot(path=OUT / "admin-users.png", full_page=True)
             browser.close()
     finally:
         server.terminate()

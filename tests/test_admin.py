@@ -106,3 +106,164 @@ class TestPurgeAction:
         request = rf.get("/")
         request.user = make_member(is_staff=True, is_superuser=True)
         assert "purge_selected" in GuestAdmin(Guest, admin.site).get_actions(request)
+
+
+# The admin's rough edges (the release-ready issue): names, read-only guests, the list's
+# width, the activity page's series and its localisation, guests in the user admin.
+
+
+def test_the_app_and_the_model_have_different_names(staff: Client) -> None:
+    from django.apps import apps
+
+    assert apps.get_app_config("anonauth").verbose_name == "Guest users"
+    page = staff.get("/admin/anonauth/guest/").content.decode()
+    breadcrumbs = page.split('<div class="breadcrumbs">')[1].split("</div>")[0]
+    assert "Guest users</a>" in breadcrumbs
+    assert "Guests</a>" not in breadcrumbs  # not "Home > Guests > Guests"
+
+
+def test_a_guest_is_view_only(staff: Client) -> None:
+    guest = create_guest()
+    url = f"/admin/anonauth/guest/{guest.pk}/change/"
+    page = staff.get(url).content.decode()
+    assert "View guest" in page
+    assert 'name="_save"' not in page
+    assert 'name="_continue"' not in page
+    assert "Close" in page
+    assert f"/admin/anonauth/guest/{guest.pk}/delete/" in page  # deleting stays possible
+    assert staff.post(url, {"last_seen": "2000-01-01"}).status_code == 403
+    assert Guest.objects.get().last_seen.year != 2000
+
+
+def test_the_guest_list_has_short_columns(staff: Client) -> None:
+    guest = create_guest()
+    Guest.objects.filter(user=guest).update(last_seen=timezone.now() - timedelta(hours=3))
+    page = changelist(staff, None)
+    assert "3\xa0hours ago" in page  # not a full date and time: it fits beside the filters
+    assert 'title="' in page.split('class="field-seen"')[1].split("</td>")[0]
+    create_guest()
+    assert "just now" in changelist(staff, None)  # not "0 minutes ago"
+
+
+def test_the_guest_list_sorts_by_the_short_columns(
+    staff: Client, two_guests: tuple[Any, Any]
+) -> None:
+    fresh, stale = two_guests
+    page = changelist(staff, None, "?o=3")  # the "last seen" column, oldest first
+    assert page.index(stale.get_username()) < page.index(fresh.get_username())
+
+
+class TestActivityPage:
+    def test_every_total_has_its_series(self, staff: Client) -> None:
+        from anonauth.admin import CHART_KINDS
+        from anonauth.models import AuditEvent
+
+        for kind, _label in AuditEvent.KINDS:
+            AuditEvent.objects.create(kind=kind)
+        page = staff.get("/admin/anonauth/guest/activity/").content.decode()
+        assert set(CHART_KINDS) == {kind for kind, _label in AuditEvent.KINDS}
+        assert page.count("<rect ") == len(CHART_KINDS)  # deleted has bars, like its total
+        totals = page.split('id="activity-totals"')[1].split("</table>")[0]
+        assert totals.count("<th ") == totals.count("<td>") == len(CHART_KINDS)
+        legend = page.split('class="activity-legend"')[1].split("</p>")[0]
+        assert all(str(label) in legend for _kind, label in AuditEvent.KINDS)
+
+    def test_days_are_formatted_in_the_language_of_the_page(
+        self, staff: Client, settings: Any
+    ) -> None:
+        from django.utils import translation
+        from django.utils.formats import date_format
+
+        from anonauth.models import AuditEvent
+
+        AuditEvent.objects.create(kind=AuditEvent.CREATED, count=1234)
+        settings.LANGUAGE_CODE = "de"
+        settings.USE_THOUSAND_SEPARATOR = True
+        page = staff.get("/admin/anonauth/guest/activity/").content.decode()
+        with translation.override("de"):
+            today = date_format(timezone.localdate(), "MONTH_DAY_FORMAT")
+        assert "Dezember" in today or "." in today  # a German day, e.g. "2. Dezember"
+        assert f">{today}</text>" in page  # the last day's label
+        assert f"<title>{today}: 1.234 " in page  # the bar's tooltip: a German number
+        assert 'x="-4"' in page  # the SVG's coordinates are never localised
+        assert '<html lang="de"' in page  # the admin itself speaks German
+
+
+@pytest.mark.auth_user_only  # Django's UserAdmin is for auth.User
+class TestUserAdmin:
+    def test_guests_are_marked_and_filtered(self, staff: Client) -> None:
+        guest = create_guest()
+        member = make_registered_user(email="ada@example.com")
+        page = staff.get("/admin/auth/user/").content.decode()
+        assert "column-is_guest" in page
+        assert "By guest" in page
+        guests_only = staff.get("/admin/auth/user/?guest=yes").content.decode()
+        assert guest.get_username() in guests_only
+        assert member.get_username() not in guests_only
+        registered = staff.get("/admin/auth/user/?guest=no").content.decode()
+        assert guest.get_username() not in registered
+        assert member.get_username() in registered
+
+    def test_the_column_costs_no_query_per_row(self, staff: Client) -> None:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        create_guest()
+        with CaptureQueriesContext(connection) as few:
+            staff.get("/admin/auth/user/")
+        for _ in range(5):
+            create_guest()
+            make_registered_user(email=f"user{_}@example.com")
+        with CaptureQueriesContext(connection) as many:
+            staff.get("/admin/auth/user/")
+        assert len(many) == len(few)
+
+    def test_djangos_user_admin_is_extended_on_the_default_site(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from anonauth.admin import GuestListFilter, GuestUserAdminMixin
+
+        model_admin = admin.site._registry[get_user_model()]
+        assert isinstance(model_admin, GuestUserAdminMixin)
+        request = RequestFactory().get("/")
+        assert model_admin.get_list_display(request)[:2] == ["username", "is_guest"]
+        assert GuestListFilter in model_admin.get_list_filter(request)
+
+    def test_a_projects_own_user_admin_is_left_alone(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.admin import UserAdmin
+
+        from anonauth.admin import GuestUserAdminMixin, add_guests_to_user_admin
+
+        class ProjectUserAdmin(UserAdmin):  # type: ignore[type-arg]
+            list_display = ("username", "email")
+
+        site = admin.AdminSite(name="project")
+        site.register(get_user_model(), ProjectUserAdmin)
+        assert not add_guests_to_user_admin(site)
+        assert type(site._registry[get_user_model()]) is ProjectUserAdmin
+
+        plain = admin.AdminSite(name="plain")
+        plain.register(get_user_model(), UserAdmin)
+        assert add_guests_to_user_admin(plain)
+        assert isinstance(plain._registry[get_user_model()], GuestUserAdminMixin)
+        assert not add_guests_to_user_admin(admin.AdminSite(name="empty"))
+
+    def test_the_mixin_on_a_custom_user_admin(self, rf: RequestFactory) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.admin import UserAdmin
+
+        from anonauth.admin import GuestListFilter, GuestUserAdminMixin
+
+        class ProjectUserAdmin(GuestUserAdminMixin, UserAdmin):  # type: ignore[type-arg]
+            list_display = ("username", "is_guest", "email")
+            list_filter = ("is_staff", GuestListFilter)
+
+        guest, member = create_guest(), make_registered_user(email="ada@example.com")
+        model_admin = ProjectUserAdmin(get_user_model(), admin.AdminSite(name="custom"))
+        request = rf.get("/")
+        assert model_admin.get_list_display(request) == ["username", "is_guest", "email"]
+        assert model_admin.get_list_filter(request) == ["is_staff", GuestListFilter]
+        users = {user.pk: user for user in model_admin.get_queryset(request)}
+        assert model_admin.is_guest(users[guest.pk]) is True
+        assert model_admin.is_guest(users[member.pk]) is False

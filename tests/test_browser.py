@@ -3,7 +3,9 @@ never a downloaded one) driven by Playwright against a live server.
 
 A guest adds to the cart, creates an account (the cart stays), logs out, logs back in
 and checks out; a second guest signs into the seeded demo customer and finds both carts
-merged. Each step leaves a screenshot in ``test-output/browser/``.
+merged; guests who click "Check out" are told why they cannot, and come back to their
+cart after creating an account or logging in, with no error page on the way. Each step
+leaves a screenshot in ``test-output/browser/``.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def page(
 
     A failing test leaves a screenshot of where it stopped: ``FAILED-<test>.png``.
     """
-    # As in example_project/settings.py: the shop, not the admin, after logging in or out.
+    # As in example_project/settings.py: the demo's URLs (its logout says so), and the
+    # shop, not the admin, after logging in or out.
+    settings.ROOT_URLCONF = "example_project.urls"
     settings.LOGIN_REDIRECT_URL = "/"
     settings.LOGOUT_REDIRECT_URL = "/"
     call_command("seed_demo", stdout=io.StringIO())
@@ -104,6 +108,18 @@ def shot(page: Page, name: str) -> None:
 def line(quantity: int, product: str) -> str:
     """A cart line as the cart page shows it."""
     return f"{quantity} \N{MULTIPLICATION SIGN} {product}"
+
+
+def error_pages(page: Page) -> list[str]:
+    """The pages (documents, not assets) that answer 4xx or 5xx from now on, as they come."""
+    errors: list[str] = []
+
+    def check(response: Any) -> None:
+        if response.request.resource_type == "document" and response.status >= 400:
+            errors.append(f"{response.status} {response.request.method} {response.url}")
+
+    page.on("response", check)
+    return errors
 
 
 def add_to_cart(page: Page, product: str) -> None:
@@ -140,6 +156,7 @@ def test_a_guest_upgrades_logs_out_and_finds_the_cart_again(page: Page) -> None:
 
     page.get_by_role("button", name="Log out").click()
     expect(page.locator("#login-link")).to_be_visible()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
     page.get_by_role("link", name="Cart").click()
     expect(page.get_by_text("Your cart is empty")).to_be_visible()
     shot(page, "05-logged-out")
@@ -192,6 +209,59 @@ def test_a_guest_signs_into_an_existing_account_and_the_carts_merge(page: Page) 
     shot(page, "11-merged-cart")
 
 
+def check_out_as_a_guest(page: Page) -> None:
+    """Click "Check out" as a guest: the login page says why, and offers both ways."""
+    page.locator("#checkout").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=%2Fcart%2F$"))
+    expect(page.get_by_text("Create an account or log in to check out")).to_be_visible()
+    expect(page.locator("#signup-link")).to_be_visible()
+    assert not Order.objects.exists()
+
+
+def test_a_guest_at_checkout_creates_an_account_and_checks_out(page: Page) -> None:
+    errors = error_pages(page)
+    add_to_cart(page, "Mug")
+    guest_id = Guest.objects.get().user_id
+    check_out_as_a_guest(page)
+    shot(page, "14-checkout-as-guest")
+
+    page.locator("#signup-link").click()
+    page.get_by_label("Email").fill("buyer@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/cart/$"))  # back to the cart, not the checkout
+    expect(page.locator("#cart-items li")).to_have_text([line(1, "Mug")])
+    shot(page, "15-checkout-after-sign-up")
+
+    page.locator("#checkout").click()
+    expect(page.get_by_text("placed. Thank you!")).to_be_visible()
+    assert Order.objects.get().customer_id == guest_id  # the upgraded guest
+    assert errors == []
+
+
+def test_a_guest_at_checkout_logs_into_the_customer_and_checks_out(page: Page) -> None:
+    errors = error_pages(page)
+    add_to_cart(page, "Grinder")
+    check_out_as_a_guest(page)
+
+    page.get_by_label("Username").fill(CUSTOMER_USERNAME)
+    page.get_by_label("Password").fill(CUSTOMER_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/cart/$"))  # not a 405 from GET /checkout/
+    expect(page.locator("#cart-items li")).to_have_text(
+        [line(1, "Coffee beans"), line(1, "Grinder")]
+    )
+    expect(page.get_by_text(f"Signed in as {CUSTOMER_USERNAME}")).to_be_visible()
+    shot(page, "16-checkout-after-log-in")
+
+    page.locator("#checkout").click()
+    expect(page.get_by_text("placed. Thank you!")).to_be_visible()
+    customer = get_user_model().objects.get(username=CUSTOMER_USERNAME)
+    assert Order.objects.get(customer=customer).total == Decimal("62.40")
+    assert not Guest.objects.exists()
+    assert errors == []
+
+
 def test_staff_sees_the_guests_and_the_activity_chart(
     chromium: Browser, page: Page, live_server: Any
 ) -> None:
@@ -235,6 +305,9 @@ def test_staff_sees_the_guests_and_the_activity_chart(
     admin.get_by_label("Password").fill(STAFF_PASSWORD)
     admin.get_by_role("button", name="Log in").click()
     expect(admin.get_by_role("link", name="Activity")).to_be_visible()
+    expect(admin.locator(".breadcrumbs")).to_have_text(
+        re.compile(r"Home\W+Guest users\W+Guests\s*$")
+    )
     shot(admin, "12-admin-guests")
 
     admin.get_by_role("link", name="Activity").click()
@@ -243,4 +316,17 @@ def test_staff_sees_the_guests_and_the_activity_chart(
     expect(admin.locator("#activity-totals td")).to_have_text(["3", "1", "1", "1", "0"])
     expect(admin.locator("#conversion-rate")).to_have_text("67%")
     shot(admin, "13-admin-activity")
+
+    staying = chromium.new_context(base_url=live_server.url)  # a guest still shopping
+    add_to_cart(staying.new_page(), "Mug")
+    staying.close()
+    admin.goto("/admin/auth/user/")  # where staff look for people: guests are marked
+    admin.locator("#changelist-filter").get_by_role("link", name="Guests").click()
+    expect(admin.locator("#result_list tbody tr")).to_have_count(1)
+    expect(admin.locator("#result_list tbody .field-is_guest img")).to_have_attribute("alt", "True")
+    shot(admin, "17-admin-users-guests")
+    admin.goto("/admin/anonauth/guest/")
+    admin.locator("#result_list tbody .field-user a").first.click()
+    expect(admin.get_by_role("heading", name="View guest")).to_be_visible()
+    expect(admin.get_by_role("button", name="Save")).to_have_count(0)  # read-only
     staff.close()

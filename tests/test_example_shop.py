@@ -61,7 +61,62 @@ def test_guests_cannot_check_out(browser: Client, mug: Product) -> None:
     browser.post(f"/cart/add/{mug.pk}/")
     response = browser.post("/checkout/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/accounts/login/")
+    # Back to the cart after logging in: not to the POST-only checkout (a 405 on GET).
+    assert response["Location"] == "/accounts/login/?next=%2Fcart%2F"
+    assert not Order.objects.exists()
+
+
+def test_a_guest_at_checkout_is_told_why_and_offered_both_ways(
+    browser: Client, mug: Product
+) -> None:
+    browser.post(f"/cart/add/{mug.pk}/")
+    response = browser.post("/checkout/", follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0].startswith("/accounts/login/")
+    assert "Create an account or log in to check out" in page
+    assert 'name="next" value="/cart/"' in page  # the login form goes back to the cart
+    assert 'id="signup-link" href="/account/upgrade/"' in page  # or create an account
+
+
+def test_a_guest_logs_in_at_checkout_and_comes_back_to_the_cart(
+    browser: Client, member: Any, mug: Product
+) -> None:
+    browser.post(f"/cart/add/{mug.pk}/")
+    login_url = browser.post("/checkout/")["Location"]
+    assert browser.get(login_url).status_code == 200
+    response = browser.post(
+        login_url,
+        {"username": member.get_username(), "password": "correct-horse-42", "next": "/cart/"},
+        follow=True,
+    )
+    assert response.redirect_chain == [("/cart/", 302)]
+    assert response.status_code == 200
+    assert "1 \N{MULTIPLICATION SIGN} Mug" in response.content.decode()  # the guest's cart
+    placed = browser.post("/checkout/", follow=True)
+    assert "placed" in placed.content.decode()
+    assert Order.objects.get(customer=member).total == Decimal("8.00")
+
+
+@pytest.mark.auth_user_only  # the shop's upgrade makes the email the username
+def test_a_guest_creates_an_account_at_checkout_and_comes_back_to_the_cart(
+    browser: Client, mug: Product
+) -> None:
+    browser.post(f"/cart/add/{mug.pk}/")
+    browser.post("/checkout/", follow=True)
+    response = browser.post(
+        "/account/upgrade/", {"email": "ada@example.com", "password": PASSWORD}, follow=True
+    )
+    assert response.redirect_chain == [("/cart/", 302)]
+    assert "1 \N{MULTIPLICATION SIGN} Mug" in response.content.decode()
+    assert "placed" in browser.post("/checkout/", follow=True).content.decode()
+    assert Order.objects.get().customer.get_username() == "ada@example.com"
+
+
+def test_checkout_by_get_goes_to_the_cart_not_a_405(browser: Client, member: Any) -> None:
+    assert browser.get("/checkout/")["Location"] == "/cart/"
+    browser.force_login(member)
+    assert browser.get("/checkout/")["Location"] == "/cart/"
     assert not Order.objects.exists()
 
 
@@ -183,8 +238,83 @@ def test_example_shop_upgrade_form_shows_errors(browser: Client) -> None:
     assert is_guest(get_user_model().objects.get(pk=browser.session["_auth_user_id"]))
 
 
+@override_settings(
+    ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES, LOGOUT_REDIRECT_URL="/"
+)
+def test_the_demo_says_when_you_are_signed_out(client: Client, member: Any) -> None:
+    client.force_login(member)
+    response = client.post("/accounts/logout/", follow=True)
+    assert response.redirect_chain == [("/", 302)]
+    assert "You are signed out." in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
 @override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES)
 def test_example_upgrade_page_sends_others_away(client: Client) -> None:
     assert client.get("/account/upgrade/")["Location"] == "/"
     client.force_login(make_registered_user("ada@example.com"))
     assert client.get("/account/upgrade/")["Location"] == "/cart/"
+
+
+# The examples of docs/testing.md (and the README's "Testing your own views"), run here
+# against the shop so that they keep working.
+
+
+def test_docs_a_plain_test_client_gets_no_guest(client: Client, mug: Product) -> None:
+    response = client.post(f"/cart/add/{mug.pk}/")  # Django's client sends no User-Agent
+    assert response.wsgi_request.anonauth.refusal_code == "user_agent_refused"
+    assert not Guest.objects.exists()
+
+
+def test_docs_a_guest_adds_to_the_cart(mug: Product) -> None:
+    from django.contrib.auth import SESSION_KEY
+
+    from anonauth.test import guest_client
+
+    client = guest_client()  # a browser's User-Agent and cookie, signed in as a guest
+    client.post(f"/cart/add/{mug.pk}/")
+    guest = get_user_model().objects.get(pk=client.session[SESSION_KEY])
+    assert is_guest(guest)
+    assert Cart.objects.get(owner=guest).items.get().product == mug
+
+
+def test_docs_guests_are_turned_away_from_checkout(client: Client) -> None:
+    from anonauth.test import make_guest
+
+    client.force_login(make_guest())
+    assert client.post("/checkout/")["Location"] == "/accounts/login/?next=%2Fcart%2F"
+
+
+def test_docs_logging_in_links_the_guest(
+    mug: Product, django_capture_on_commit_callbacks: Any
+) -> None:
+    from anonauth.signals import guest_linked
+    from anonauth.test import capture_signal, guest_client
+
+    client = guest_client()
+    client.post(f"/cart/add/{mug.pk}/")
+    ada = make_registered_user("ada@example.com")  # username "ada", password "correct-horse-42"
+    # capture_signal outermost: the callbacks run as the inner block ends, still heard.
+    with (
+        capture_signal(guest_linked) as calls,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        client.post(
+            "/accounts/login/", {"username": ada.get_username(), "password": "correct-horse-42"}
+        )
+    assert [call["user"] for call in calls] == [ada]
+    assert Cart.objects.get(owner=ada).items.get().product == mug
+
+
+def test_docs_a_broken_receiver_rolls_the_link_back(member: Any) -> None:
+    from anonauth.signals import guest_linking
+    from anonauth.test import connected, make_guest
+
+    guest = make_guest()
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    with connected(guest_linking, broken), pytest.raises(RuntimeError):
+        link.link_guest(guest, member)
+    assert is_guest(guest)  # still a guest: nothing was moved

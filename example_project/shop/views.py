@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.db import transaction
 from django.db.models import F, Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from anonauth.decorators import guest_allowed, registered_user_required
+from anonauth.decorators import guest_allowed
 from anonauth.exceptions import AnonAuthError, PasswordInvalid
 from anonauth.guests import is_guest
 from anonauth.upgrade import upgrade_guest
@@ -45,9 +49,19 @@ def cart_detail(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/cart.html", {"cart": cart})
 
 
-@registered_user_required
-@require_POST
 def checkout(request: HttpRequest) -> HttpResponse:
+    """Place the order: registered users only.
+
+    A guest is told why it cannot, and sent to log in with ``next`` = the cart (not this
+    POST-only URL, which a browser would then GET): from there it logs in, or creates an
+    account from the banner, and comes back to its cart to check out.
+    """
+    if request.method != "POST":  # a bookmarked or followed link: nothing to place
+        return redirect("shop:cart")
+    if not request.user.is_authenticated or is_guest(request.user):
+        messages.info(request, "Create an account or log in to check out: your cart stays.")
+        query = urlencode({"next": reverse("shop:cart")})
+        return redirect(f"{resolve_url('login')}?{query}")
     cart = get_object_or_404(Cart, owner=request.user)
     with transaction.atomic():
         order = Order.objects.create(customer=request.user, total=cart.total())
@@ -84,3 +98,12 @@ def _upgrade(request: HttpRequest, form: UpgradeForm) -> bool:
         form.add_error("email", error.message)
         return False
     return True
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, saying so on the page it redirects to."""
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are signed out.")
+        return response
