@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from anonauth.conf import conf
 from anonauth.guests import ais_guest, is_guest
@@ -127,4 +128,20 @@ def _arequire_registered(func: Callable[..., Any], *, method: bool) -> Callable[
 
 def _turn_away(request: HttpRequest) -> HttpResponse:
     url = resolve_url(conf.REGISTER_URL or settings.LOGIN_URL)
-    return HttpResponseRedirect(f"{url}?{urlencode({'next': request.get_full_path()})}")
+    after = _come_back_to(request)
+    return HttpResponseRedirect(f"{url}?{urlencode({'next': after})}" if after else url)
+
+
+def _come_back_to(request: HttpRequest) -> str | None:
+    """Where to send the visitor after signing in: the page itself for a GET; for a POST
+    (which the browser would repeat as a GET, to a 405) the page it came from, if that
+    is on this site."""
+    if request.method in ("GET", "HEAD"):
+        return request.get_full_path()
+    referer = request.headers.get("Referer", "")
+    if not url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return None
+    parts = urlsplit(referer)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path

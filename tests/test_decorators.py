@@ -60,3 +60,20 @@ def test_guest_allowed_marks_without_wrapping() -> None:
     assert guest_allowed(view) is view
     assert is_guest_allowed(view)
     assert not is_guest_allowed(lambda request: None)
+
+
+class TestTurnedAwayFromAnUnsafeRequest:
+    """A guest turned away from a POST (say "Check out") must not be sent back to that
+    POST-only URL with a GET after logging in (a 405 page): ``next`` is the page the
+    request came from, when it is on this site."""
+
+    def test_next_is_the_referring_page(self, guest_client: Client) -> None:
+        response = guest_client.post("/registered-fn/", HTTP_REFERER="http://testserver/cart/?x=1")
+        assert response["Location"] == "/accounts/login/?next=%2Fcart%2F%3Fx%3D1"
+
+    @pytest.mark.parametrize("referer", [None, "https://evil.example/cart/"])
+    def test_no_next_without_a_referring_page_here(
+        self, guest_client: Client, referer: str | None
+    ) -> None:
+        extra = {} if referer is None else {"HTTP_REFERER": referer}
+        assert guest_client.post("/registered-fn/", **extra)["Location"] == "/accounts/login/"
