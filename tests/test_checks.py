@@ -222,6 +222,11 @@ class TestSettings:
     def test_max_age_longer_than_touch_interval(self) -> None:
         assert checks.check_settings() == []
 
+    @override_settings(ANONAUTH_TOUCH_INTERVAL="hourly")
+    def test_no_cutoff_problem_without_a_valid_touch_interval(self) -> None:
+        assert checks.short_cutoff_problem(timedelta(0)) is None
+        assert ids(checks.check_settings()) == ["anonauth.E107"]
+
     @pytest.mark.parametrize(
         ("name", "suggestion"),
         [
