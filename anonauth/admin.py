@@ -98,12 +98,20 @@ class GuestAdmin(_ModelAdmin):
         """Purge the stale guests among the selected ones, like ``purge_anonymous``."""
         selected = queryset.count()
         result = purge_guests(guests=queryset)
-        message = ngettext(
-            "Purged %(purged)d of %(selected)d selected guest (only stale ones go).",
-            "Purged %(purged)d of %(selected)d selected guests (only stale ones go).",
-            selected,
-        ) % {"purged": result.purged, "selected": selected}
-        self.message_user(request, message, messages.SUCCESS)
+        if result.purged:
+            message = ngettext(
+                "Purged %(purged)d of %(selected)d selected guest (only stale ones go).",
+                "Purged %(purged)d of %(selected)d selected guests (only stale ones go).",
+                selected,
+            ) % {"purged": result.purged, "selected": selected}
+            self.message_user(request, message, messages.SUCCESS)
+        else:
+            message = ngettext(
+                "The selected guest was not purged (only stale ones go).",
+                "None of the %(selected)d selected guests was purged (only stale ones go).",
+                selected,
+            ) % {"selected": selected}
+            self.message_user(request, message, messages.INFO)
         if result.blocked:
             kept = ", ".join(sorted(result.blocked_by))
             self.message_user(

@@ -16,6 +16,7 @@ from typing import Any
 from celery import shared_task
 from django.core.cache import cache
 
+from anonauth.checks import short_cutoff_problem
 from anonauth.conf import conf
 from anonauth.purge import PurgeResult, purge_guests
 
@@ -49,15 +50,18 @@ def purge_anonymous(
 ) -> dict[str, Any]:
     """Purge stale guests; ``older_than`` in seconds (default ``ANONAUTH_MAX_AGE``).
 
-    Returns the run's summary with ``"status": "done"``, or ``{"status": "locked"}``
-    when another run holds the lock.
+    Returns the run's summary with ``"status": "done"`` (a dry run reports its count as
+    ``"would_purge"``, with ``"purged": 0``), or ``{"status": "locked"}`` when another
+    run holds the lock. Raises ``ValueError`` for bad input, such as an ``older_than``
+    not longer than ``ANONAUTH_TOUCH_INTERVAL`` (it would purge active guests).
     """
+    cutoff = _cutoff(older_than)
     lock = PurgeLock()
     if not lock.acquire():
         return {"status": "locked"}
     try:
         result = purge_guests(
-            older_than=None if older_than is None else timedelta(seconds=older_than),
+            older_than=cutoff,
             batch_size=batch_size,
             limit=limit,
             dry_run=dry_run,
@@ -65,4 +69,21 @@ def purge_anonymous(
         )
     finally:
         lock.release()
-    return {"status": "done", **result.summary()}
+    return {"status": "done", **_summary(result)}
+
+
+def _cutoff(older_than: float | None) -> timedelta:
+    cutoff = conf.MAX_AGE if older_than is None else timedelta(seconds=older_than)
+    problem = short_cutoff_problem(cutoff)
+    if problem is not None:
+        source = "ANONAUTH_MAX_AGE" if older_than is None else f"older_than={older_than!r}"
+        raise ValueError(f"{source} {problem}.")
+    return cutoff
+
+
+def _summary(result: PurgeResult) -> dict[str, Any]:
+    """The result's summary; a dry run deleted nothing, so its count is ``would_purge``."""
+    summary = result.summary()
+    if result.dry_run:
+        summary["would_purge"], summary["purged"] = summary["purged"], 0
+    return summary

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 
 SECRET_KEY = "anonauth-tests-" + "0123456789abcdef" * 3  # long enough for HS256 JWTs
 DEBUG = False
@@ -67,6 +68,11 @@ TEMPLATES = [
         },
     }
 ]
+
+if django.VERSION >= (6, 1):
+    # Django 6.1's email configuration (EMAIL_BACKEND and the other EMAIL_* settings are
+    # deprecated); the test runner swaps every mailer's backend for locmem anyway.
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast in tests
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

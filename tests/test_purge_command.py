@@ -5,10 +5,13 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib import admin, messages
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 
+from anonauth.admin import GuestAdmin
 from anonauth.management.commands import purge_anonymous
 from anonauth.management.commands.purge_anonymous import parse_duration
 from anonauth.models import Guest
@@ -16,6 +19,8 @@ from tests.purge_helpers import exists, make_guest, make_member
 from tests.testapp.models import Invoice
 
 pytestmark = pytest.mark.django_db
+
+MINUTES_45 = 45 / (24 * 60)  # in days
 
 
 def run(*args: str, **options: Any) -> str:
@@ -50,6 +55,8 @@ def test_durations(text: str, seconds: int) -> None:
         (["--batch-size", "0"], "--batch-size must be a positive integer"),
         (["--batch-size", "many"], "--batch-size must be a positive integer"),
         (["--limit", "-1"], "--limit must be a positive integer"),
+        (["--older-than", "30m"], "--older-than 30m is not longer than ANONAUTH_TOUCH_INTERVAL"),
+        (["--older-than", "1h"], "--older-than 1h is not longer than ANONAUTH_TOUCH_INTERVAL"),
     ],
 )
 def test_bad_options(args: list[str], message: str) -> None:
@@ -57,6 +64,31 @@ def test_bad_options(args: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         run(*args)
     assert Guest.objects.count() == 1
+
+
+def test_a_cutoff_that_would_purge_active_guests_is_refused() -> None:
+    active = make_guest(days_ago=MINUTES_45)  # browsing; last_seen is written hourly
+    message = (
+        "--older-than 30m is not longer than ANONAUTH_TOUCH_INTERVAL (3600 seconds): guests "
+        "are seen only once per that interval, so guests active right now would be purged."
+    )
+    with pytest.raises(CommandError) as raised:
+        run("--older-than", "30m")
+    assert str(raised.value) == message
+    assert exists(active)
+
+
+@override_settings(ANONAUTH_MAX_AGE=timedelta(minutes=30))
+def test_a_default_cutoff_that_would_purge_active_guests_is_refused() -> None:
+    with pytest.raises(CommandError, match=r"^ANONAUTH_MAX_AGE is not longer than ANONAUTH_TOUCH"):
+        run()
+
+
+@override_settings(ANONAUTH_TOUCH_INTERVAL=600)
+def test_a_cutoff_longer_than_the_touch_interval() -> None:
+    stale = make_guest(days_ago=MINUTES_45)
+    assert "Purged 1 guest in " in run("--older-than", "30m")
+    assert not exists(stale)
 
 
 def test_purges_and_summarises() -> None:
@@ -88,8 +120,22 @@ def test_dry_run_deletes_nothing() -> None:
     stale = make_guest()
     out = run("--dry-run")
     assert "Counting stale guests: 1 not seen for 30 days." in out
-    assert "Dry run: would purge 1 guests; nothing deleted." in out
+    assert "Dry run: 1 guest would be purged; nothing deleted." in out
+    assert "Purged" not in out
     assert exists(stale)
+
+
+def test_dry_run_progress_and_blocked_guests() -> None:
+    stale = [make_guest() for _ in range(3)]
+    Invoice.objects.create(customer=stale[0])
+    out = run("--dry-run", "--batch-size", "2", verbosity=2)
+    assert "  2 of 3 examined (66%), 1 would be purged, " in out
+    assert "  3 of 3 examined (100%), 2 would be purged, " in out
+    assert "Dry run: 2 guests would be purged; nothing deleted." in out
+    assert "Would keep 1 guest that other data protects: testapp.Invoice.customer (1)." in out
+    assert "Purged" not in out
+    assert ", 1 purged" not in out
+    assert all(exists(user) for user in stale)
 
 
 def test_progress_at_verbosity_2() -> None:
@@ -126,7 +172,7 @@ def test_reports_blocked_and_spared() -> None:
         out = run()
     assert "Spared by ANONAUTH_PURGE_SPARE: 1." in out
     assert (
-        f"Kept 1 guests that other data protects: testapp.Invoice.customer (1). "
+        f"Kept 1 guest that other data protects: testapp.Invoice.customer (1). "
         f"User ids: {blocked.pk}" in out
     )
     assert exists(spared)
@@ -139,10 +185,35 @@ def test_nothing_to_purge() -> None:
     assert "Purged 0 guests" in out
 
 
-@override_settings(ANONAUTH_MAX_AGE=timedelta(hours=36))
+@override_settings(ANONAUTH_MAX_AGE=timedelta(hours=36), ANONAUTH_TOUCH_INTERVAL=0)
 def test_default_age_description() -> None:
     assert "not seen for 36 hours" in run()
     with override_settings(ANONAUTH_MAX_AGE=timedelta(seconds=61)):
         assert "not seen for 61 seconds" in run()
     with override_settings(ANONAUTH_MAX_AGE=timedelta(minutes=1)):
         assert "not seen for 1 minute." in run()
+
+
+# The admin action, the purge's third adapter, words "nothing purged" the same way
+# (its other tests are in tests/test_admin.py).
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        (1, "The selected guest was not purged (only stale ones go)."),
+        (2, "None of the 2 selected guests was purged (only stale ones go)."),
+    ],
+)
+def test_the_admin_action_when_nothing_was_purged(
+    rf: RequestFactory, count: int, message: str
+) -> None:
+    guests = [make_guest(days_ago=1) for _ in range(count)]
+    request = rf.post("/")
+    request._messages = CookieStorage(request)  # type: ignore[attr-defined]
+    selected = Guest.objects.filter(pk__in=[user.pk for user in guests])
+    GuestAdmin(Guest, admin.site).purge_selected(request, selected)
+    assert [(m.level, str(m)) for m in request._messages] == [  # type: ignore[attr-defined]
+        (messages.INFO, message)
+    ]
+    assert all(exists(user) for user in guests)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,40 @@ class TestTask:
         summary = purge_anonymous(older_than=2 * 86400, limit=2, dry_run=False)
         assert summary["purged"] == 2
         assert [exists(user) for user in stale] == [False, False, True]
-        assert purge_anonymous(older_than=86400, dry_run=True)["purged"] == 1
         assert exists(stale[2])
+
+    def test_a_dry_run_reports_what_would_be_purged(self) -> None:
+        stale = make_guest()
+        summary = purge_anonymous(dry_run=True)
+        assert (summary["status"], summary["dry_run"]) == ("done", True)
+        assert (summary["would_purge"], summary["purged"]) == (1, 0)
+        assert exists(stale)
+        assert "would_purge" not in purge_anonymous()
+
+    @pytest.mark.parametrize("older_than", [1800, 3600.0])
+    def test_a_cutoff_that_would_purge_active_guests_is_refused(self, older_than: float) -> None:
+        active = make_guest(days_ago=45 / (24 * 60))  # browsing; last_seen is written hourly
+        message = (
+            f"older_than={older_than!r} is not longer than ANONAUTH_TOUCH_INTERVAL (3600 "
+            "seconds): guests are seen only once per that interval, so guests active right now "
+            "would be purged."
+        )
+        with pytest.raises(ValueError, match=r"^older_than=") as raised:
+            purge_anonymous.apply(kwargs={"older_than": older_than}).get()
+        assert str(raised.value) == message
+        assert exists(active)
+        assert cache.get(LOCK_KEY) is None
+
+    @override_settings(ANONAUTH_MAX_AGE=timedelta(minutes=30))
+    def test_a_default_cutoff_that_would_purge_active_guests_is_refused(self) -> None:
+        with pytest.raises(ValueError, match=r"^ANONAUTH_MAX_AGE is not longer than"):
+            purge_anonymous()
+
+    @override_settings(ANONAUTH_TOUCH_INTERVAL=600)
+    def test_a_cutoff_longer_than_the_touch_interval(self) -> None:
+        stale = make_guest(days_ago=45 / (24 * 60))
+        assert purge_anonymous(older_than=1800)["purged"] == 1
+        assert not exists(stale)
 
     def test_two_runs_never_overlap(self) -> None:
         stale = make_guest()

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from anonauth.checks import short_cutoff_problem
 from anonauth.conf import conf
 from anonauth.purge import PurgeResult, count_stale_guests, purge_guests
 
@@ -29,6 +30,17 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise CommandError("--older-than must be longer than zero.")
     return timedelta(seconds=seconds)
+
+
+def parse_cutoff(text: str | None) -> timedelta:
+    """``--older-than`` (default ``ANONAUTH_MAX_AGE``), refused when it would catch
+    guests that are active right now."""
+    older_than = conf.MAX_AGE if text is None else parse_duration(text)
+    problem = short_cutoff_problem(older_than)
+    if problem is not None:
+        source = "ANONAUTH_MAX_AGE" if text is None else f"--older-than {text}"
+        raise CommandError(f"{source} {problem}.")
+    return older_than
 
 
 def parse_count(value: Any, option: str) -> int | None:
@@ -67,9 +79,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        older_than = (
-            conf.MAX_AGE if options["older_than"] is None else parse_duration(options["older_than"])
-        )
+        older_than = parse_cutoff(options["older_than"])
         batch_size = parse_count(options["batch_size"], "--batch-size")
         limit = parse_count(options["limit"], "--limit")
         verbosity: int = options["verbosity"]
@@ -95,12 +105,14 @@ class Command(BaseCommand):
 
     def _summary(self, result: PurgeResult) -> None:
         if result.dry_run:
-            self.stdout.write(f"Dry run: would purge {result.purged} guests; nothing deleted.")
+            self.stdout.write(
+                f"Dry run: {_guests(result.purged)} would be purged; nothing deleted."
+            )
         else:
             rate = _rate(result.purged, result.seconds)
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Purged {result.purged} guests in {result.seconds:.1f} s ({rate}/s), "
+                    f"Purged {_guests(result.purged)} in {result.seconds:.1f} s ({rate}/s), "
                     f"{result.sessions} sessions."
                 )
             )
@@ -112,9 +124,10 @@ class Command(BaseCommand):
         if result.blocked:
             by = ", ".join(f"{label} ({n})" for label, n in sorted(result.blocked_by.items()))
             ids = ", ".join(str(pk) for pk in result.blocked_ids)
+            kept = "Would keep" if result.dry_run else "Kept"
             self.stdout.write(
                 self.style.WARNING(
-                    f"Kept {result.blocked} guests that other data protects: {by}. "
+                    f"{kept} {_guests(result.blocked)} that other data protects: {by}. "
                     f"User ids: {ids}{' ...' if result.blocked > len(result.blocked_ids) else ''}"
                 )
             )
@@ -135,10 +148,15 @@ class ProgressWriter:
             return
         self.last = now
         share = f" ({100 * result.examined // self.total}%)" if self.total else ""
+        purged = "would be purged" if result.dry_run else "purged"
         self.command.stdout.write(
-            f"  {result.examined} of {self.total} examined{share}, {result.purged} purged, "
+            f"  {result.examined} of {self.total} examined{share}, {result.purged} {purged}, "
             f"{_rate(result.examined, result.seconds)} guests/s"
         )
+
+
+def _guests(count: int) -> str:
+    return f"{count} guest{'' if count == 1 else 's'}"
 
 
 def _rate(count: int, seconds: float) -> str:
