@@ -10,8 +10,9 @@ The work goes in batches of one transaction each:
    for a lock another transaction holds (so it cannot deadlock with one). Reading the
    ``Guest`` rows again once the user rows are locked is the re-check: a guest that
    upgraded (its ``Guest`` row is gone) or came back (a fresh ``last_seen``) is kept.
-2. Keep the guests ``ANONAUTH_PURGE_SPARE`` spares and those a ``PROTECT`` or
-   ``RESTRICT`` relation blocks (the latter are reported).
+2. Keep the guests ``ANONAUTH_PURGE_SPARE`` spares and those a ``PROTECT``,
+   ``RESTRICT`` or ``DO_NOTHING`` relation (with its database constraint) blocks: the
+   latter are reported, so one such row never makes every run fail.
 3. Delete the rest set-based with an :class:`anonauth.deletion.Plan` (one statement
    per relation reached from the user model, planned once per run), then the database
    rows of their sessions.
