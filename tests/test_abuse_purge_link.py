@@ -3,7 +3,10 @@ key, guests that can sign in another way, GET logouts, and per-account link limi
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from anonauth.purge import purge_guests
@@ -45,3 +48,45 @@ class TestDoNothing:
         result = purge_guests(batch_size=1)
         assert (result.purged, result.blocked_by) == (1, {"testapp.AccessLog.visitor": 1})
         assert (exists(logged), exists(plain)) == (True, False)
+
+
+@pytest.mark.django_db
+class TestSignInAnotherWay:
+    """A user that can sign in another way than its guest session is never purged, even
+    with a ``Guest`` row pointing at it: a usable password, staff, superuser."""
+
+    def test_they_are_kept_and_reported(self, caplog: pytest.LogCaptureFixture) -> None:
+        users = get_user_model()
+        with_password, staff, superuser, plain = (make_guest(items=1) for _ in range(4))
+        with_password.set_password("a password of its own")
+        with_password.save()
+        users.objects.filter(pk=staff.pk).update(is_staff=True)
+        users.objects.filter(pk=superuser.pk).update(is_superuser=True, is_staff=True)
+
+        with caplog.at_level(logging.WARNING, logger="anonauth"):
+            result = purge_guests()
+
+        assert (result.purged, result.blocked) == (1, 3)
+        assert result.blocked_by == {"usable_password": 1, "staff": 1, "superuser": 1}
+        assert result.blocked_ids == [with_password.pk, staff.pk, superuser.pk]
+        assert [exists(user) for user in (with_password, staff, superuser, plain)] == [
+            True,
+            True,
+            True,
+            False,
+        ]
+        assert Basket.objects.filter(owner=with_password).exists()
+        assert "usable_password" in caplog.text
+
+    def test_a_dry_run_counts_them_the_same(self) -> None:
+        kept = make_guest()
+        kept.set_password("a password of its own")
+        kept.save()
+        make_guest()
+        result = purge_guests(dry_run=True)
+        assert (result.purged, result.blocked_by) == (1, {"usable_password": 1})
+
+    def test_an_unusable_password_is_a_guest_s(self) -> None:
+        guest = make_guest()
+        assert not guest.has_usable_password()
+        assert purge_guests().purged == 1
