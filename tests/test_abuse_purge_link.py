@@ -4,12 +4,20 @@ key, guests that can sign in another way, GET logouts, and per-account link limi
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
 
+from anonauth.guests import ensure_guest
+from anonauth.models import Guest
 from anonauth.purge import purge_guests
+from anonauth.test import BROWSER_USER_AGENT
 from tests.purge_helpers import exists, make_guest
 from tests.testapp.models import AccessLog, Basket
 
@@ -90,3 +98,43 @@ class TestSignInAnotherWay:
         guest = make_guest()
         assert not guest.has_usable_password()
         assert purge_guests().purged == 1
+
+
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """A project's own sign-out view, whatever the method."""
+    logout(request)
+    return HttpResponse("signed out")
+
+
+def guest_request(method: str) -> tuple[HttpRequest, Any]:
+    """A ``method`` request of a signed-in guest (HEAD and OPTIONS get no guest of their
+    own: it is made on a GET first)."""
+    request = RequestFactory().get("/sign-out/", HTTP_USER_AGENT=BROWSER_USER_AGENT)
+    request.COOKIES["csrftoken"] = "a" * 32
+    request.session = SessionStore()
+    request.user = AnonymousUser()
+    guest = ensure_guest(request)
+    assert guest.is_authenticated
+    request.method = method.upper()
+    return request, guest
+
+
+@pytest.mark.django_db
+class TestLogoutOnGet:
+    """``ANONAUTH_DELETE_ON_LOGOUT`` deletes only on an unsafe-method logout: a GET (a
+    link, an image, a cross-site page) signs the guest out and keeps it for the purge."""
+
+    @pytest.mark.parametrize("method", ["get", "head", "options"])
+    def test_a_safe_method_logout_keeps_the_guest(self, method: str) -> None:
+        request, guest = guest_request(method)
+        Basket.objects.create(owner=guest)
+        logout_view(request)
+        assert not request.user.is_authenticated
+        assert Guest.objects.filter(user_id=guest.pk).exists()
+        assert Basket.objects.filter(owner_id=guest.pk).exists()
+
+    @pytest.mark.parametrize("method", ["post", "delete"])
+    def test_an_unsafe_method_logout_deletes_it(self, method: str) -> None:
+        request, guest = guest_request(method)
+        logout_view(request)
+        assert not exists(guest)

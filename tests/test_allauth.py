@@ -497,3 +497,26 @@ def test_headless_app_login_by_code_links_the_guest() -> None:
     )
 
     assert_app_linked_into(client, response, owner, guest)
+
+
+# Logout on GET (ACCOUNT_LOGOUT_ON_GET): signs the guest out, never deletes it
+
+
+@override_settings(ACCOUNT_LOGOUT_ON_GET=True)
+def test_a_get_logout_keeps_the_guest_and_its_data(guest_browser: Client) -> None:
+    response = guest_browser.get("/accounts/logout/", HTTP_SEC_FETCH_SITE="cross-site")
+
+    assert response.status_code == 302
+    assert signed_in_as(guest_browser) is None
+    guest = account(guest_browser)
+    assert is_guest(guest)
+    assert BasketItem.objects.get(basket__owner=guest).quantity == 2
+
+
+@override_settings(ACCOUNT_LOGOUT_ON_GET=True)
+def test_a_post_logout_still_deletes_the_guest(guest_browser: Client) -> None:
+    guest_browser.post("/accounts/logout/")
+
+    assert signed_in_as(guest_browser) is None
+    assert not get_user_model().objects.filter(pk=guest_id(guest_browser)).exists()
+    assert not BasketItem.objects.exists()
