@@ -73,11 +73,15 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
     ``ANONAUTH_LINK_REASSIGN`` / ``ANONAUTH_LINK_EXCLUDE`` / ``ANONAUTH_LINK_CONFLICTS``,
     deletes the guest (unless ``ANONAUTH_LINK_DELETE_GUEST`` is false) and, after commit,
     sends ``guest_linked``. Raises :class:`NotGuest` if ``guest`` is not (or no longer)
-    a guest or ``user`` is one, :class:`LinkConflict` under the ``error`` policy; any
-    error rolls everything back.
+    a guest or ``user`` is one, :class:`InvalidCredentials` if ``user`` cannot log in
+    (``is_active = False``: the guest would lose its data and its session to an account
+    nobody can use), :class:`LinkConflict` under the ``error`` policy; any error rolls
+    everything back.
     """
     if guest.pk == user.pk or db.guests().filter(user_id=user.pk).exists():
         raise NotGuest("A guest can only be linked into a registered account.")
+    if not can_log_in(user):
+        raise InvalidCredentials("A guest is never linked into an inactive account.")
     result = LinkResult(guest_id=guest.pk, user_id=user.pk)
     with db.atomic():
         # The one lock order (the user row, then the Guest row): a concurrent link,
@@ -111,6 +115,11 @@ def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult |
     some flows do first does not delete the guest (``ANONAUTH_DELETE_ON_LOGOUT``).
     """
     state.of(request).link_attempted = True
+    if not can_log_in(user):
+        # The sign-in itself fails (Django and allauth refuse inactive users): the
+        # guest stays as it was, signed in where the login leaves it so.
+        logger.info("anonauth: guest %s kept: user %s is inactive", guest.pk, user.pk)
+        return None
     try:
         return link_guest(guest, user, request=request)
     except NotGuest:
@@ -139,6 +148,11 @@ def link_with_credentials(
     state.of(request).link_attempted = True  # the login() below must not link again
     login(request, account)
     return account, result
+
+
+def can_log_in(user: Any) -> bool:
+    """Whether ``user`` may be signed in at all: not ``is_active = False``."""
+    return getattr(user, "is_active", True) is not False
 
 
 def link_attempted(request: HttpRequest | None) -> bool:

@@ -7,18 +7,22 @@ import logging
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import SESSION_KEY, get_user_model, logout
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory, override_settings
 
+from anonauth import signals
+from anonauth.exceptions import InvalidCredentials
 from anonauth.guests import ensure_guest
+from anonauth.link import link_guest
 from anonauth.models import Guest
 from anonauth.purge import purge_guests
-from anonauth.test import BROWSER_USER_AGENT
-from tests.purge_helpers import exists, make_guest
+from anonauth.test import BROWSER_USER_AGENT, capture_signal, guest_client
+from tests.linkapp.models import Note
+from tests.purge_helpers import exists, make_guest, make_member
 from tests.testapp.models import AccessLog, Basket
 
 
@@ -138,3 +142,64 @@ class TestLogoutOnGet:
         request, guest = guest_request(method)
         logout_view(request)
         assert not exists(guest)
+
+
+LINK = "/auth/anonymous/link/"
+MEMBER_PASSWORD = "correct-horse-42"  # anonauth.test.make_registered_user's
+
+
+def guest_with_note() -> tuple[Client, Any]:
+    """A browser signed in as a guest that wrote a note; and the guest's id."""
+    client = guest_client()
+    guest_id = client.session[SESSION_KEY]
+    Note.objects.create(author_id=guest_id, text="the guest's")
+    return client, guest_id
+
+
+def still_the_guest_s(guest_id: Any) -> bool:
+    return Guest.objects.filter(user_id=guest_id).exists() and (
+        Note.objects.get().author_id == int(guest_id)
+    )
+
+
+@pytest.mark.django_db
+class TestInactiveAccount:
+    """A guest is never linked into an account that cannot log in: it would lose its
+    data and its session to an account nobody can use."""
+
+    @pytest.fixture
+    def inactive(self) -> Any:
+        return make_member(is_active=False)
+
+    def test_link_guest_refuses(self, inactive: Any) -> None:
+        guest = make_guest(days_ago=0)
+        Note.objects.create(author=guest, text="the guest's")
+        with capture_signal(signals.guest_linking) as linking, pytest.raises(InvalidCredentials):
+            link_guest(guest, inactive)
+        assert linking == []
+        assert still_the_guest_s(guest.pk)
+
+    @override_settings(
+        AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.AllowAllUsersModelBackend"]
+    )
+    def test_a_login_of_an_inactive_user_links_nothing(self, inactive: Any) -> None:
+        """A backend that lets inactive users in: the project's ``login()`` goes on, the
+        guest is not linked into the account."""
+        client, guest_id = guest_with_note()
+        response = client.post(
+            "/sync-login/", {"username": inactive.get_username(), "password": MEMBER_PASSWORD}
+        )
+        assert response.json()["id"] == inactive.pk
+        assert still_the_guest_s(guest_id)
+
+    @override_settings(
+        AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.AllowAllUsersModelBackend"]
+    )
+    def test_the_link_endpoint_refuses(self, inactive: Any) -> None:
+        client, guest_id = guest_with_note()
+        response = client.post(
+            LINK, {"login": inactive.get_username(), "password": MEMBER_PASSWORD}
+        )
+        assert (response.status_code, response.json()["code"]) == (400, "invalid_credentials")
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == int(guest_id)
+        assert still_the_guest_s(guest_id)

@@ -520,3 +520,25 @@ def test_a_post_logout_still_deletes_the_guest(guest_browser: Client) -> None:
     assert signed_in_as(guest_browser) is None
     assert not get_user_model().objects.filter(pk=guest_id(guest_browser)).exists()
     assert not BasketItem.objects.exists()
+
+
+# A social login into an inactive account: no link, the guest and its data stay
+
+
+def test_social_login_into_an_inactive_account_keeps_the_guest(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+    owner.is_active = False
+    owner.save()
+    SocialAccount.objects.create(user=owner, provider="dummy", uid="999")
+
+    with capture_signal(signals.guest_linked) as links:
+        response = social_login(guest_browser, id=999, email="owner@example.com")
+
+    assert response.status_code == 302
+    assert "inactive" in response["Location"]
+    guest = account(guest_browser)
+    assert is_guest(guest)
+    assert BasketItem.objects.get(basket__owner=guest).quantity == 2
+    assert not BasketItem.objects.filter(basket__owner=owner).exists()
+    assert signed_in_as(guest_browser) == guest.pk  # still the guest: nobody signed in
+    assert links == []
