@@ -3,7 +3,10 @@ key, guests that can sign in another way, GET logouts, and per-account link limi
 
 from __future__ import annotations
 
+import itertools
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
+from django_ratelimit import core as ratelimit_core
 
 from anonauth import signals
 from anonauth.exceptions import InvalidCredentials
@@ -203,3 +207,80 @@ class TestInactiveAccount:
         assert (response.status_code, response.json()["code"]) == (400, "invalid_credentials")
         assert client.get("/auth/anonymous/session/").json()["user"]["id"] == int(guest_id)
         assert still_the_guest_s(guest_id)
+
+
+def addresses() -> Iterator[str]:
+    """A fresh client address each time: a botnet, so the per-IP limit never applies."""
+    return (f"203.0.113.{n}" for n in itertools.count(1))
+
+
+def link_attempt(client: Client, login: str, password: str, address: str) -> tuple[int, str]:
+    response = client.post(LINK, {"login": login, "password": password}, REMOTE_ADDR=address)
+    return response.status_code, response.json().get("code", "")
+
+
+@pytest.mark.django_db
+class TestPerAccountLinkLimit:
+    """``link/`` counts failed passwords per account (``ANONAUTH_LINK_RATE_LIMIT``, 5/m),
+    whatever the address: a brute force spread over many addresses stops too."""
+
+    def test_the_sixth_wrong_password_from_a_sixth_address_is_refused(self) -> None:
+        owner = make_member()
+        client, guest_id = guest_with_note()
+        ips = addresses()
+        codes = [link_attempt(client, owner.get_username(), "guess", next(ips)) for _ in range(6)]
+        assert codes == [(400, "invalid_credentials")] * 5 + [(429, "rate_limited")]
+        # the right password too, until the window passes
+        assert link_attempt(client, owner.get_username(), MEMBER_PASSWORD, next(ips)) == (
+            429,
+            "rate_limited",
+        )
+        assert still_the_guest_s(guest_id)
+
+    def test_the_count_is_per_login_whatever_its_case(self) -> None:
+        owner = make_member()
+        client, _ = guest_with_note()
+        ips = addresses()
+        email = str(owner.email)
+        logins = [email, email.upper(), email.title(), f" {email}", email, email.upper()]
+        codes = [link_attempt(client, login, "guess", next(ips))[1] for login in logins]
+        assert codes == ["invalid_credentials"] * 5 + ["rate_limited"]
+
+    def test_other_accounts_are_not_affected(self) -> None:
+        owner, other = make_member(), make_member()
+        client, _ = guest_with_note()
+        ips = addresses()
+        for _ in range(6):
+            link_attempt(client, owner.get_username(), "guess", next(ips))
+        assert link_attempt(client, other.get_username(), MEMBER_PASSWORD, next(ips)) == (200, "")
+        assert Note.objects.get().author_id == other.pk
+
+    def test_after_the_window_the_right_password_links(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        owner = make_member()
+        client, _ = guest_with_note()
+        ips = addresses()
+        for _ in range(6):
+            link_attempt(client, owner.get_username(), "guess", next(ips))
+        later = time.time() + 61
+        monkeypatch.setattr(ratelimit_core.time, "time", lambda: later)
+        assert link_attempt(client, owner.get_username(), MEMBER_PASSWORD, next(ips)) == (200, "")
+
+    def test_successes_are_not_counted(self) -> None:
+        owner = make_member()
+        ips = addresses()
+        for _ in range(6):
+            client, _ = guest_with_note()
+            assert link_attempt(client, owner.get_username(), MEMBER_PASSWORD, next(ips))[0] == 200
+            Note.objects.all().delete()
+
+    @override_settings(ANONAUTH_LINK_RATE_LIMIT="2/m")
+    def test_the_setting_sets_the_per_account_count(self) -> None:
+        owner = make_member()
+        client, _ = guest_with_note()
+        ips = addresses()
+        codes = [
+            link_attempt(client, owner.get_username(), "guess", next(ips))[1] for _ in range(3)
+        ]
+        assert codes == ["invalid_credentials", "invalid_credentials", "rate_limited"]

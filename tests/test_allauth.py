@@ -542,3 +542,55 @@ def test_social_login_into_an_inactive_account_keeps_the_guest(guest_browser: Cl
     assert not BasketItem.objects.filter(basket__owner=owner).exists()
     assert signed_in_as(guest_browser) == guest.pk  # still the guest: nobody signed in
     assert links == []
+
+
+# link/ counts failed passwords with allauth's login_failed limit, shared with its form
+
+LINK_URL = "/auth/anonymous/link/"
+
+
+def wrong_allauth_logins(email: str, times: int) -> list[int]:
+    return [
+        Client()
+        .post(
+            "/accounts/login/",
+            {"login": email, "password": "guess"},
+            REMOTE_ADDR=f"198.51.100.{n}",
+        )
+        .status_code
+        for n in range(times)
+    ]
+
+
+@override_settings(ANONAUTH_LINK_RATE_LIMIT="100/m")  # only allauth's limit applies
+def test_failures_on_allauth_s_login_form_count_for_link(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+    assert wrong_allauth_logins("owner@example.com", 5) == [200] * 5
+
+    response = guest_browser.post(
+        LINK_URL, {"login": "owner@example.com", "password": "x"}, REMOTE_ADDR="192.0.2.1"
+    )
+
+    assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+    assert is_guest(account(guest_browser))
+    assert not BasketItem.objects.filter(basket__owner=owner).exists()
+
+
+@override_settings(ANONAUTH_LINK_RATE_LIMIT="100/m")
+def test_failures_on_link_count_for_allauth_s_login_form(guest_browser: Client) -> None:
+    registered_user("owner@example.com")
+    codes = [
+        guest_browser.post(
+            LINK_URL,
+            {"login": "owner@example.com", "password": "guess"},
+            REMOTE_ADDR=f"192.0.2.{n}",
+        ).status_code
+        for n in range(6)
+    ]
+    assert codes == [400] * 5 + [429]
+
+    response = Client().post(
+        "/accounts/login/", {"login": "owner@example.com", "password": "x"}, REMOTE_ADDR="192.0.2.9"
+    )
+    assert response.status_code == 200
+    assert "Too many failed login attempts" in response.content.decode()
