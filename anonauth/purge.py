@@ -279,11 +279,10 @@ def _signing_in_otherwise(ids: list[Any]) -> dict[Any, str]:
     conditions = [Q(**{name: True}) for name in flags]
     if "password" in fields:
         conditions.append(~Q(password__startswith=UNUSABLE_PASSWORD_PREFIX))
-    if not conditions:
-        return {}
+    can_sign_in = reduce(or_, conditions, Q(pk__in=[]))  # no such field: nobody
     users = db.users().filter(pk__in=db.id_set(ids, model._meta.pk))
     found: dict[Any, str] = {}
-    for pk, *values in users.filter(reduce(or_, conditions)).values_list("pk", *flags):
+    for pk, *values in users.filter(can_sign_in).values_list("pk", *flags):
         raised = [name for name, value in zip(flags, values, strict=True) if value]
         found[pk] = raised[0].removeprefix("is_") if raised else "usable_password"
     return found

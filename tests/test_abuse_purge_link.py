@@ -24,6 +24,7 @@ from anonauth.guests import ensure_guest
 from anonauth.link import link_guest
 from anonauth.models import Guest
 from anonauth.purge import purge_guests
+from anonauth.receivers import delete_guest_on_logout
 from anonauth.test import BROWSER_USER_AGENT, capture_signal, guest_client
 from tests.linkapp.models import Note
 from tests.purge_helpers import exists, make_guest, make_member
@@ -140,6 +141,11 @@ class TestLogoutOnGet:
         assert not request.user.is_authenticated
         assert Guest.objects.filter(user_id=guest.pk).exists()
         assert Basket.objects.filter(owner_id=guest.pk).exists()
+
+    def test_a_logout_signal_without_a_request_keeps_it(self) -> None:
+        guest = make_guest(days_ago=0)
+        delete_guest_on_logout(type(guest), request=None, user=guest)
+        assert exists(guest)
 
     @pytest.mark.parametrize("method", ["post", "delete"])
     def test_an_unsafe_method_logout_deletes_it(self, method: str) -> None:
@@ -274,6 +280,15 @@ class TestPerAccountLinkLimit:
             client, _ = guest_with_note()
             assert link_attempt(client, owner.get_username(), MEMBER_PASSWORD, next(ips))[0] == 200
             Note.objects.all().delete()
+
+    @override_settings(ANONAUTH_LINK_RATE_LIMIT=None)
+    def test_no_rate_no_per_account_limit(self) -> None:
+        owner = make_member()
+        client, _ = guest_with_note()
+        ips = addresses()
+        login = owner.get_username()
+        codes = {link_attempt(client, login, "guess", next(ips))[1] for _ in range(7)}
+        assert codes == {"invalid_credentials"}
 
     @override_settings(ANONAUTH_LINK_RATE_LIMIT="2/m")
     def test_the_setting_sets_the_per_account_count(self) -> None:

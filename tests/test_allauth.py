@@ -594,3 +594,18 @@ def test_failures_on_link_count_for_allauth_s_login_form(guest_browser: Client) 
     )
     assert response.status_code == 200
     assert "Too many failed login attempts" in response.content.decode()
+
+
+def test_the_login_failed_key_is_allauth_s_even_without_its_adapter_method(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from allauth.account.adapter import DefaultAccountAdapter, get_adapter
+    from django.test import RequestFactory
+
+    from anonauth.link import _allauth_login_key
+
+    request = RequestFactory().post(LINK_URL)
+    expected = get_adapter(request)._get_login_attempts_cache_key(request, email="o@example.com")
+    assert _allauth_login_key(request, "o@example.com") == expected
+    monkeypatch.delattr(DefaultAccountAdapter, "_get_login_attempts_cache_key")
+    assert _allauth_login_key(request, "o@example.com") == expected
