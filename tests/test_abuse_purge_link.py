@@ -19,6 +19,7 @@ from django.test import Client, RequestFactory, override_settings
 from django_ratelimit import core as ratelimit_core
 
 from anonauth import signals
+from anonauth.deletion import Plan
 from anonauth.exceptions import InvalidCredentials
 from anonauth.guests import ensure_guest
 from anonauth.link import link_guest
@@ -28,7 +29,7 @@ from anonauth.receivers import delete_guest_on_logout
 from anonauth.test import BROWSER_USER_AGENT, capture_signal, guest_client
 from tests.linkapp.models import Note
 from tests.purge_helpers import exists, make_guest, make_member
-from tests.testapp.models import AccessLog, Basket
+from tests.testapp.models import AccessLog, Basket, Invoice
 
 
 class TestDoNothing:
@@ -56,6 +57,31 @@ class TestDoNothing:
         result = purge_guests()
         connection.check_constraints()
         assert result.blocked_by == {"testapp.AccessLog.visitor": 1}
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_logout_keeps_the_guest_and_succeeds(self, caplog: pytest.LogCaptureFixture) -> None:
+        client = guest_client()
+        guest_id = client.session[SESSION_KEY]
+        AccessLog.objects.create(visitor_id=guest_id)
+        with caplog.at_level(logging.WARNING, logger="anonauth"):
+            response = client.post("/accounts/logout/")
+        assert response.status_code == 200
+        assert Guest.objects.filter(user_id=guest_id).exists()
+        assert client.get("/auth/anonymous/session/").status_code == 401
+        assert "testapp.AccessLog.visitor" in caplog.text
+
+    @pytest.mark.django_db
+    def test_a_logout_racing_a_protecting_row_still_succeeds(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The row appears between the check and the delete: the collector refuses."""
+        client = guest_client()
+        guest_id = client.session[SESSION_KEY]
+        Invoice.objects.create(customer_id=guest_id)
+        monkeypatch.setattr(Plan, "blocked", lambda self, ids: {})
+        assert client.post("/accounts/logout/").status_code == 200
+        assert Guest.objects.filter(user_id=guest_id).exists()
+        assert "logged out and was kept" in caplog.text
 
     @pytest.mark.postgres
     @pytest.mark.django_db(transaction=True)

@@ -609,3 +609,17 @@ def test_the_login_failed_key_is_allauth_s_even_without_its_adapter_method(
     assert _allauth_login_key(request, "o@example.com") == expected
     monkeypatch.delattr(DefaultAccountAdapter, "_get_login_attempts_cache_key")
     assert _allauth_login_key(request, "o@example.com") == expected
+
+
+@override_settings(ANONAUTH_LINK_RATE_LIMIT="100/m", ACCOUNT_RATE_LIMITS=False)
+def test_without_allauth_s_rate_limits_link_keeps_its_own(guest_browser: Client) -> None:
+    registered_user("owner@example.com")
+    codes = {
+        guest_browser.post(
+            LINK_URL,
+            {"login": "owner@example.com", "password": "guess"},
+            REMOTE_ADDR=f"192.0.2.{n}",
+        ).status_code
+        for n in range(7)
+    }
+    assert codes == {400}
