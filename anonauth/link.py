@@ -26,7 +26,14 @@ from django_ratelimit.core import get_usage
 
 from anonauth import db, signals, state
 from anonauth.conf import conf
-from anonauth.exceptions import InvalidCredentials, LinkConflict, NotGuest, RateLimited
+from anonauth.deletion import Plan
+from anonauth.exceptions import (
+    DeletionBlocked,
+    InvalidCredentials,
+    LinkConflict,
+    NotGuest,
+    RateLimited,
+)
 from anonauth.guests import check_rate, is_guest
 
 logger = logging.getLogger("anonauth")
@@ -77,8 +84,9 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
     sends ``guest_linked``. Raises :class:`NotGuest` if ``guest`` is not (or no longer)
     a guest or ``user`` is one, :class:`InvalidCredentials` if ``user`` cannot log in
     (``is_active = False``: the guest would lose its data and its session to an account
-    nobody can use), :class:`LinkConflict` under the ``error`` policy; any error rolls
-    everything back.
+    nobody can use), :class:`LinkConflict` under the ``error`` policy,
+    :class:`DeletionBlocked` if rows the link does not move protect the guest; any
+    error rolls everything back.
     """
     if guest.pk == user.pk or db.guests().filter(user_id=user.pk).exists():
         raise NotGuest("A guest can only be linked into a registered account.")
@@ -95,6 +103,7 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
         for relation in relations_to_reassign():
             move(relation, guest, user, result)
         if conf.LINK_DELETE_GUEST:
+            _check_deletable(guest)
             guest.delete(using=db.alias())
             result.guest_deleted = True
         signals.send_after_commit(
@@ -106,6 +115,15 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
             result=result,
         )
     return result
+
+
+def _check_deletable(guest: Any) -> None:
+    """Raise :class:`DeletionBlocked` if rows the link did not move (an excluded
+    relation) protect the guest: ``PROTECT``/``RESTRICT`` would raise in the delete,
+    ``DO_NOTHING`` only at the commit, after the rest was done."""
+    protected = Plan.build(guest._meta.concrete_model).blocked([guest.pk])
+    if protected:
+        raise DeletionBlocked(f"{protected[guest.pk]} keeps the guest; it was not linked.")
 
 
 def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult | None:

@@ -325,3 +325,29 @@ class TestPerAccountLinkLimit:
             link_attempt(client, owner.get_username(), "guess", next(ips))[1] for _ in range(3)
         ]
         assert codes == ["invalid_credentials", "invalid_credentials", "rate_limited"]
+
+
+@pytest.mark.django_db(transaction=True)
+class TestLinkKeepsWhatProtectsTheGuest:
+    """A relation the link does not move (``ANONAUTH_LINK_EXCLUDE``) that protects the
+    guest: the link fails cleanly (``deletion_blocked``), before anything is committed,
+    and the guest keeps its data."""
+
+    @pytest.mark.parametrize(
+        ("label", "make_row"),
+        [
+            ("testapp.AccessLog.visitor", lambda pk: AccessLog.objects.create(visitor_id=pk)),
+            ("testapp.Invoice.customer", lambda pk: Invoice.objects.create(customer_id=pk)),
+        ],
+    )
+    def test_the_link_endpoint_refuses(self, label: str, make_row: Any) -> None:
+        owner = make_member()
+        client, guest_id = guest_with_note()
+        make_row(guest_id)
+        with override_settings(ANONAUTH_LINK_EXCLUDE=[label]):
+            response = client.post(
+                LINK, {"login": owner.get_username(), "password": MEMBER_PASSWORD}
+            )
+        assert (response.status_code, response.json()["code"]) == (409, "deletion_blocked")
+        assert still_the_guest_s(guest_id)
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == int(guest_id)
