@@ -10,7 +10,10 @@ models' metadata, does the same work in one statement per relation instead:
 - ``SET_NULL``, ``SET_DEFAULT`` and ``SET()`` become one ``UPDATE``;
 - ``PROTECT`` and ``RESTRICT`` relations are *blockers*: :meth:`Plan.blocked` finds the
   ids they keep, so the caller deletes only the others;
-- ``DO_NOTHING`` is left to the database.
+- ``DO_NOTHING`` with its database constraint (``db_constraint=True``, the default) is
+  a blocker too: the database would refuse the delete (at the statement, or at the
+  commit for a deferred constraint, failing the whole transaction); without a
+  constraint it is left alone, a dangling id being what the relation asks for.
 
 Like ``QuerySet.delete()``'s fast path, the statements send no ``pre_delete`` or
 ``post_delete`` signals. Relation graphs they cannot express (a ``CASCADE`` cycle,
@@ -49,10 +52,6 @@ def raw_delete(queryset: QuerySet[Any], using: str) -> int:
     apply, so delete what points at the rows first.
     """
     return queryset._raw_delete(using) or 0  # None when the query cannot match a row
-
-
-class Fallback(Exception):
-    """The relation graph needs Django's collector (the message says why)."""
 
 
 class Deletion(NamedTuple):
@@ -136,16 +135,17 @@ class Plan:
     def build(cls, model: type[models.Model]) -> Plan:
         """Plan the deletion of ``model``'s rows from its relations' metadata."""
         found = _Found()
-        try:
-            _check_expressible(model)
-            _walk(model, None, (model,), found)
-        except Fallback as reason:
-            return cls(model, blockers=tuple(found.blockers), fallback=str(reason))
+        found.expressible(model)
+        # The walk goes on past what needs the collector, so the blockers are complete
+        # either way: the collector itself finds PROTECT and RESTRICT, never DO_NOTHING.
+        _walk(model, None, (model,), found)
+        if found.fallback is not None:
+            return cls(model, blockers=tuple(found.blockers), fallback=found.fallback)
         return cls(model, tuple(found.steps), tuple(found.blockers))
 
     def blocked(self, ids: Sequence[Any]) -> dict[Any, str]:
-        """The ids among ``ids`` that a ``PROTECT`` or ``RESTRICT`` relation keeps,
-        each with the label of the first such relation."""
+        """The ids among ``ids`` that a ``PROTECT``, ``RESTRICT`` or constrained
+        ``DO_NOTHING`` relation keeps, each with the label of the first such relation."""
         blocked: dict[Any, str] = {}
         if not self.blockers:
             return blocked
@@ -179,13 +179,25 @@ class Plan:
 class _Found:
     steps: list[CascadeStep] = field(default_factory=list)
     blockers: list[CascadeStep] = field(default_factory=list)
+    fallback: str | None = None  # the first reason the collector is needed
+
+    def needs_collector(self, reason: str) -> None:
+        if self.fallback is None:
+            self.fallback = reason
+
+    def expressible(self, model: type[models.Model]) -> None:
+        reason = _inexpressible(model)
+        if reason is not None:
+            self.needs_collector(reason)
 
 
-def _check_expressible(model: type[models.Model]) -> None:
+def _inexpressible(model: type[models.Model]) -> str | None:
+    """Why deleting ``model``'s rows needs the collector, if it does."""
     if model._meta.parents:
-        raise Fallback(f"{model._meta.label} inherits from a concrete model")
+        return f"{model._meta.label} inherits from a concrete model"
     if any(hasattr(f, "bulk_related_objects") for f in model._meta.private_fields):
-        raise Fallback(f"{model._meta.label} has a generic relation")
+        return f"{model._meta.label} has a generic relation"
+    return None
 
 
 def _walk(
@@ -204,21 +216,29 @@ def _walk(
 def _add_step(step: CascadeStep, chain: tuple[type[models.Model], ...], found: _Found) -> None:
     if step.on_delete is models.CASCADE:
         _cascade(step, chain, found)
-    elif step.on_delete in _BLOCKING_HANDLERS:
+    elif step.on_delete in _BLOCKING_HANDLERS or _constrained_do_nothing(step):
         found.blockers.append(step)
     elif step.on_delete in _SET_HANDLERS or hasattr(step.on_delete, "deconstruct"):
         found.steps.append(step)
     elif step.on_delete is not models.DO_NOTHING:
-        raise Fallback(f"{step.label} has a custom on_delete")
+        found.needs_collector(f"{step.label} has a custom on_delete")
+
+
+def _constrained_do_nothing(step: CascadeStep) -> bool:
+    """A ``DO_NOTHING`` relation the database enforces: deleting what it points at
+    breaks the constraint."""
+    return step.on_delete is models.DO_NOTHING and bool(getattr(step.fk, "db_constraint", True))
 
 
 def _cascade(step: CascadeStep, chain: tuple[type[models.Model], ...], found: _Found) -> None:
     model = step.model
     if model in chain:
-        raise Fallback(f"{step.label} cascades in a cycle")
+        found.needs_collector(f"{step.label} cascades in a cycle")
+        return
     if len(chain) > MAX_DEPTH:
-        raise Fallback(f"{step.label} cascades more than {MAX_DEPTH} levels deep")
-    _check_expressible(model)
+        found.needs_collector(f"{step.label} cascades more than {MAX_DEPTH} levels deep")
+        return
+    found.expressible(model)
     _walk(model, step, (*chain, model), found)
     found.steps.append(step)
 

@@ -10,6 +10,7 @@ that would break a unique constraint being resolved per ``ANONAUTH_LINK_CONFLICT
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
@@ -24,15 +25,19 @@ from django.http import HttpRequest
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
+from django_ratelimit.core import get_usage
 
 from anonauth import db, signals, state
 from anonauth.conf import conf
+from anonauth.deletion import Plan
 from anonauth.exceptions import (
     AnonAuthError,
+    DeletionBlocked,
     InvalidCredentials,
     LinkConflict,
     LinkFailed,
     NotGuest,
+    RateLimited,
 )
 from anonauth.guests import check_rate, is_guest
 
@@ -82,11 +87,16 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
     ``ANONAUTH_LINK_REASSIGN`` / ``ANONAUTH_LINK_EXCLUDE`` / ``ANONAUTH_LINK_CONFLICTS``,
     deletes the guest (unless ``ANONAUTH_LINK_DELETE_GUEST`` is false) and, after commit,
     sends ``guest_linked``. Raises :class:`NotGuest` if ``guest`` is not (or no longer)
-    a guest or ``user`` is one, :class:`LinkConflict` under the ``error`` policy; any
+    a guest or ``user`` is one, :class:`InvalidCredentials` if ``user`` cannot log in
+    (``is_active = False``: the guest would lose its data and its session to an account
+    nobody can use), :class:`LinkConflict` under the ``error`` policy,
+    :class:`DeletionBlocked` if rows the link does not move protect the guest; any
     error rolls everything back.
     """
     if guest.pk == user.pk or db.guests().filter(user_id=user.pk).exists():
         raise NotGuest(_("A guest can only be linked into a registered account."))
+    if not can_log_in(user):
+        raise InvalidCredentials(_("A guest is never linked into an inactive account."))
     result = LinkResult(guest_id=guest.pk, user_id=user.pk)
     with db.atomic():
         # The one lock order (the user row, then the Guest row): a concurrent link,
@@ -98,6 +108,7 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
         for relation in relations_to_reassign():
             move(relation, guest, user, result)
         if conf.LINK_DELETE_GUEST:
+            _check_deletable(guest)
             guest.delete(using=db.alias())
             result.guest_deleted = True
         signals.send_after_commit(
@@ -111,6 +122,15 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
     return result
 
 
+def _check_deletable(guest: Any) -> None:
+    """Raise :class:`DeletionBlocked` if rows the link did not move (an excluded
+    relation) protect the guest: ``PROTECT``/``RESTRICT`` would raise in the delete,
+    ``DO_NOTHING`` only at the commit, after the rest was done."""
+    protected = Plan.build(guest._meta.concrete_model).blocked([guest.pk])
+    if protected:
+        raise DeletionBlocked(f"{protected[guest.pk]} keeps the guest; it was not linked.")
+
+
 def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult | None:
     """Link ``guest`` into ``user`` as part of a sign-in; never raises.
 
@@ -120,6 +140,11 @@ def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult |
     some flows do first does not delete the guest (``ANONAUTH_DELETE_ON_LOGOUT``).
     """
     state.of(request).link_attempted = True
+    if not can_log_in(user):
+        # The sign-in itself fails (Django and allauth refuse inactive users): the
+        # guest stays as it was, signed in where the login leaves it so.
+        logger.info("anonauth: guest %s kept: user %s is inactive", guest.pk, user.pk)
+        return None
     try:
         return link_guest(guest, user, request=request)
     except NotGuest:
@@ -155,6 +180,11 @@ def link_with_credentials(
     state.of(request).link_attempted = True  # the login() below must not link again
     login(request, account)
     return account, result
+
+
+def can_log_in(user: Any) -> bool:
+    """Whether ``user`` may be signed in at all: not ``is_active = False``."""
+    return getattr(user, "is_active", True) is not False
 
 
 def link_attempted(request: HttpRequest | None) -> bool:
@@ -282,16 +312,95 @@ def _is_permission(label: str, user_label: str) -> bool:
 def authenticate_account(request: HttpRequest, login: str, password: str) -> Any:
     """The registered account for ``login`` (username or email) and ``password``.
 
-    Rate limited per IP like a login (``ANONAUTH_LINK_RATE_LIMIT``); raises
-    :class:`InvalidCredentials` for a wrong pair, an inactive account or a guest.
+    Rate limited like a login: every attempt per IP, and failed passwords per account
+    (the normalised ``login``), both at ``ANONAUTH_LINK_RATE_LIMIT``, so a brute force
+    spread over many addresses stops too; with django-allauth, its ``login_failed``
+    limit as well, counted together with its login form's. Once an account's limit is
+    reached even the right password is refused (:class:`RateLimited`) until the window
+    passes. Raises :class:`InvalidCredentials` for a wrong pair, an inactive account or
+    a guest.
     """
     check_rate(request, group=LINK_RATE_LIMIT_GROUP, rate=conf.LINK_RATE_LIMIT)
+    failures = _AccountFailures(request, login)
+    failures.check()
     account = authenticate(request, username=login, password=password)
     if account is None and "@" in login:
         account = authenticate(request, username=_username_for_email(login), password=password)
     if account is None or is_guest(account):
+        failures.count()
         raise InvalidCredentials()
     return account
+
+
+LINK_ACCOUNT_RATE_LIMIT_GROUP = "anonauth.link.account"
+TOO_MANY_FAILURES = "Too many failed sign-ins to this account; try again later."
+
+
+class _AccountFailures:
+    """The failed passwords for one login: django-ratelimit's count in the rate-limit
+    cache (``LINK_ACCOUNT_RATE_LIMIT_GROUP``, keyed by the normalised login), and,
+    with django-allauth, its ``login_failed`` limit under the key its login form uses.
+    Only failures count: :meth:`check` peeks, :meth:`count` adds one."""
+
+    def __init__(self, request: HttpRequest, login: str) -> None:
+        self.request = request
+        self.login = normalised_login(login)
+        self.allauth_key = _allauth_login_key(request, self.login)
+
+    def check(self) -> None:
+        usage = self._usage(increment=False)
+        if usage is not None and usage["count"] >= usage["limit"]:
+            raise RateLimited(TOO_MANY_FAILURES, retry_after=max(int(usage["time_left"]), 1))
+        if self.allauth_key is not None and not _allauth_consume(
+            self.request, self.allauth_key, dry_run=True
+        ):
+            raise RateLimited(TOO_MANY_FAILURES)
+
+    def count(self) -> None:
+        self._usage(increment=True)
+        if self.allauth_key is not None:
+            _allauth_consume(self.request, self.allauth_key, dry_run=False)
+
+    def _usage(self, *, increment: bool) -> dict[str, Any] | None:
+        rate = conf.LINK_RATE_LIMIT
+        if rate is None:
+            return None
+        usage: dict[str, Any] | None = get_usage(
+            self.request,
+            group=LINK_ACCOUNT_RATE_LIMIT_GROUP,
+            key=lambda _group, _request: self.login,
+            rate=rate,
+            increment=increment,
+        )
+        return usage
+
+
+def normalised_login(login: str) -> str:
+    """The login a per-account count is kept under: NFKC, trimmed, lowercase (email
+    lookups ignore case, so ``Owner@…`` and ``owner@…`` are one account)."""
+    return unicodedata.normalize("NFKC", login).strip().lower()
+
+
+def _allauth_login_key(request: HttpRequest, login: str) -> str | None:
+    """allauth's ``login_failed`` key for ``login`` (the one its ``LoginForm`` counts
+    under, through the account adapter), or None without allauth."""
+    if not apps.is_installed("allauth.account"):
+        return None
+    from allauth.account.adapter import get_adapter
+
+    adapter = get_adapter(request)
+    key_for = getattr(adapter, "_get_login_attempts_cache_key", None)
+    if key_for is None:  # allauth's own format (65.x)
+        from django.contrib.sites.shortcuts import get_current_site
+
+        return f"{get_current_site(request).domain}:{login}"
+    return str(key_for(request, username=login))
+
+
+def _allauth_consume(request: HttpRequest, key: str, *, dry_run: bool) -> bool:
+    from allauth.core import ratelimit as allauth_ratelimit
+
+    return bool(allauth_ratelimit.consume(request, action="login_failed", key=key, dry_run=dry_run))
 
 
 def _username_for_email(email: str) -> str:

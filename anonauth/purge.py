@@ -10,8 +10,12 @@ The work goes in batches of one transaction each:
    for a lock another transaction holds (so it cannot deadlock with one). Reading the
    ``Guest`` rows again once the user rows are locked is the re-check: a guest that
    upgraded (its ``Guest`` row is gone) or came back (a fresh ``last_seen``) is kept.
-2. Keep the guests ``ANONAUTH_PURGE_SPARE`` spares and those a ``PROTECT`` or
-   ``RESTRICT`` relation blocks (the latter are reported).
+2. Keep, and report as blocked, the users that can sign in another way than their
+   guest session even though a ``Guest`` row points at them (a usable password, staff,
+   superuser: read from the locked user rows). Keep the guests
+   ``ANONAUTH_PURGE_SPARE`` spares and those a ``PROTECT``,
+   ``RESTRICT`` or ``DO_NOTHING`` relation (with its database constraint) blocks: the
+   latter are reported, so one such row never makes every run fail.
 3. Delete the rest set-based with an :class:`anonauth.deletion.Plan` (one statement
    per relation reached from the user model, planned once per run), then the database
    rows of their sessions.
@@ -32,10 +36,13 @@ import time
 from collections.abc import Callable, Container, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -60,9 +67,14 @@ class PurgeResult:
     """What a purge did (or, with ``dry_run``, would do).
 
     ``purged`` guests were deleted; ``spared`` were kept by ``ANONAUTH_PURGE_SPARE``;
-    ``blocked`` were kept because a protecting relation points at them (counted per
-    relation in ``blocked_by``, the first ids in ``blocked_ids``). ``deleted`` counts the
-    rows deleted per model label, ``sessions`` the sessions dropped.
+    ``blocked`` were kept, counted per reason in ``blocked_by`` (the first ids in
+    ``blocked_ids``): a protecting relation points at them (``PROTECT``, ``RESTRICT``,
+    ``DO_NOTHING``: the relation's label, ``"app_label.Model.field"``), or the user can
+    sign in another way, so it is never deleted as a guest whatever its ``Guest`` row
+    says: ``"superuser"``, ``"staff"`` (``is_superuser``/``is_staff``, when the user
+    model has them), ``"usable_password"`` (its ``password`` does not start with
+    Django's unusable prefix, ``!``); the first that applies names it. ``deleted``
+    counts the rows deleted per model label, ``sessions`` the sessions dropped.
     """
 
     dry_run: bool = False
@@ -209,8 +221,9 @@ class _Run:
         if not batch:
             return
         ids = [pk for pk, _key in batch]
-        spared = self.spared(ids)
-        blocked = self.plan.blocked(_without(ids, spared))
+        blocked = _signing_in_otherwise(ids)
+        spared = self.spared(_without(ids, blocked))
+        blocked.update(self.plan.blocked(_without(ids, {*spared, *blocked})))
         doomed = _without(ids, {*spared, *blocked})
         if doomed and not self.dry_run:
             blocked.update(self.delete(batch, doomed, result))
@@ -254,6 +267,25 @@ def _plan() -> Plan:
     if plan.fallback is not None:
         logger.info("anonauth: the purge uses Django's collector: %s", plan.fallback)
     return plan
+
+
+def _signing_in_otherwise(ids: list[Any]) -> dict[Any, str]:
+    """The users among ``ids`` that can sign in another way than a guest session, each
+    with the first reason that applies: ``superuser``, ``staff``, ``usable_password``
+    (one query on the user rows, locked by then)."""
+    model = get_user_model()
+    fields = {f.name for f in model._meta.concrete_fields}
+    flags = [name for name in ("is_superuser", "is_staff") if name in fields]
+    conditions = [Q(**{name: True}) for name in flags]
+    if "password" in fields:
+        conditions.append(~Q(password__startswith=UNUSABLE_PASSWORD_PREFIX))
+    can_sign_in = reduce(or_, conditions, Q(pk__in=[]))  # no such field: nobody
+    users = db.users().filter(pk__in=db.id_set(ids, model._meta.pk))
+    found: dict[Any, str] = {}
+    for pk, *values in users.filter(can_sign_in).values_list("pk", *flags):
+        raised = [name for name, value in zip(flags, values, strict=True) if value]
+        found[pk] = raised[0].removeprefix("is_") if raised else "usable_password"
+    return found
 
 
 def _without(ids: list[Any], excluded: Container[Any]) -> list[Any]:

@@ -7,20 +7,43 @@ from typing import Any
 
 from anonauth import db, sessions
 from anonauth.conf import conf
+from anonauth.deletion import Plan
 from anonauth.exceptions import DeletionBlocked
 from anonauth.guests import delete_guest, is_guest
 from anonauth.link import link_at_sign_in, link_attempted
 
 logger = logging.getLogger("anonauth")
 
+# RFC 9110's safe methods: a logout on one of them never deletes the guest.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
 
 def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """A guest that logs out can never sign in again: with ``ANONAUTH_DELETE_ON_LOGOUT``
     it is deleted with its data (the session itself is flushed by ``logout()``).
 
-    Not when the logout is a step of signing into an account the guest was linked
-    into (or failed to be: then its data waits, intact, for the purge)."""
+    Only on a logout with an unsafe method (a POST): a GET logout (allauth's
+    ``ACCOUNT_LOGOUT_ON_GET``, a project's own view) can come from any link or image
+    on another site, so it signs the guest out and keeps its data for the purge; so
+    does a logout without a request method. Nor when the logout is a step of signing
+    into an account the guest was linked into (or failed to be: then its data waits,
+    intact, for the purge). A guest that other data protects (``PROTECT``,
+    ``RESTRICT``, ``DO_NOTHING``: :class:`anonauth.deletion.Plan`) is kept and logged;
+    the logout goes on."""
     if not (conf.DELETE_ON_LOGOUT and is_guest(user)) or link_attempted(request):
+        return
+    method = str(getattr(request, "method", None) or "").upper()
+    if not method or method in SAFE_METHODS:
+        logger.info(
+            "anonauth: guest %s logged out (%s) and was kept", user.pk, method or "no method"
+        )
+        return
+    protected = Plan.build(user._meta.concrete_model).blocked([user.pk])
+    if protected:
+        # Checked first: a DO_NOTHING row would fail the delete only at the commit.
+        logger.warning(
+            "anonauth: guest %s logged out and was kept: %s", user.pk, protected[user.pk]
+        )
         return
     try:
         delete_guest(user)

@@ -497,3 +497,129 @@ def test_headless_app_login_by_code_links_the_guest() -> None:
     )
 
     assert_app_linked_into(client, response, owner, guest)
+
+
+# Logout on GET (ACCOUNT_LOGOUT_ON_GET): signs the guest out, never deletes it
+
+
+@override_settings(ACCOUNT_LOGOUT_ON_GET=True)
+def test_a_get_logout_keeps_the_guest_and_its_data(guest_browser: Client) -> None:
+    response = guest_browser.get("/accounts/logout/", HTTP_SEC_FETCH_SITE="cross-site")
+
+    assert response.status_code == 302
+    assert signed_in_as(guest_browser) is None
+    guest = account(guest_browser)
+    assert is_guest(guest)
+    assert BasketItem.objects.get(basket__owner=guest).quantity == 2
+
+
+@override_settings(ACCOUNT_LOGOUT_ON_GET=True)
+def test_a_post_logout_still_deletes_the_guest(guest_browser: Client) -> None:
+    guest_browser.post("/accounts/logout/")
+
+    assert signed_in_as(guest_browser) is None
+    assert not get_user_model().objects.filter(pk=guest_id(guest_browser)).exists()
+    assert not BasketItem.objects.exists()
+
+
+# A social login into an inactive account: no link, the guest and its data stay
+
+
+def test_social_login_into_an_inactive_account_keeps_the_guest(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+    owner.is_active = False
+    owner.save()
+    SocialAccount.objects.create(user=owner, provider="dummy", uid="999")
+
+    with capture_signal(signals.guest_linked) as links:
+        response = social_login(guest_browser, id=999, email="owner@example.com")
+
+    assert response.status_code == 302
+    assert "inactive" in response["Location"]
+    guest = account(guest_browser)
+    assert is_guest(guest)
+    assert BasketItem.objects.get(basket__owner=guest).quantity == 2
+    assert not BasketItem.objects.filter(basket__owner=owner).exists()
+    assert signed_in_as(guest_browser) == guest.pk  # still the guest: nobody signed in
+    assert links == []
+
+
+# link/ counts failed passwords with allauth's login_failed limit, shared with its form
+
+LINK_URL = "/auth/anonymous/link/"
+
+
+def wrong_allauth_logins(email: str, times: int) -> list[int]:
+    return [
+        Client()
+        .post(
+            "/accounts/login/",
+            {"login": email, "password": "guess"},
+            REMOTE_ADDR=f"198.51.100.{n}",
+        )
+        .status_code
+        for n in range(times)
+    ]
+
+
+@override_settings(ANONAUTH_LINK_RATE_LIMIT="100/m")  # only allauth's limit applies
+def test_failures_on_allauth_s_login_form_count_for_link(guest_browser: Client) -> None:
+    owner = registered_user("owner@example.com")
+    assert wrong_allauth_logins("owner@example.com", 5) == [200] * 5
+
+    response = guest_browser.post(
+        LINK_URL, {"login": "owner@example.com", "password": "x"}, REMOTE_ADDR="192.0.2.1"
+    )
+
+    assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+    assert is_guest(account(guest_browser))
+    assert not BasketItem.objects.filter(basket__owner=owner).exists()
+
+
+@override_settings(ANONAUTH_LINK_RATE_LIMIT="100/m")
+def test_failures_on_link_count_for_allauth_s_login_form(guest_browser: Client) -> None:
+    registered_user("owner@example.com")
+    codes = [
+        guest_browser.post(
+            LINK_URL,
+            {"login": "owner@example.com", "password": "guess"},
+            REMOTE_ADDR=f"192.0.2.{n}",
+        ).status_code
+        for n in range(6)
+    ]
+    assert codes == [400] * 5 + [429]
+
+    response = Client().post(
+        "/accounts/login/", {"login": "owner@example.com", "password": "x"}, REMOTE_ADDR="192.0.2.9"
+    )
+    assert response.status_code == 200
+    assert "Too many failed login attempts" in response.content.decode()
+
+
+def test_the_login_failed_key_is_allauth_s_even_without_its_adapter_method(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from allauth.account.adapter import DefaultAccountAdapter, get_adapter
+    from django.test import RequestFactory
+
+    from anonauth.link import _allauth_login_key
+
+    request = RequestFactory().post(LINK_URL)
+    expected = get_adapter(request)._get_login_attempts_cache_key(request, email="o@example.com")
+    assert _allauth_login_key(request, "o@example.com") == expected
+    monkeypatch.delattr(DefaultAccountAdapter, "_get_login_attempts_cache_key")
+    assert _allauth_login_key(request, "o@example.com") == expected
+
+
+@override_settings(ANONAUTH_LINK_RATE_LIMIT="100/m", ACCOUNT_RATE_LIMITS=False)
+def test_without_allauth_s_rate_limits_link_keeps_its_own(guest_browser: Client) -> None:
+    registered_user("owner@example.com")
+    codes = {
+        guest_browser.post(
+            LINK_URL,
+            {"login": "owner@example.com", "password": "guess"},
+            REMOTE_ADDR=f"192.0.2.{n}",
+        ).status_code
+        for n in range(7)
+    }
+    assert codes == {400}

@@ -18,7 +18,7 @@ from anonauth.deletion import Deletion, Plan, raw_delete
 from anonauth.test import capture_signal
 from tests.deletionapp.models import Photo, Place, Post, Restaurant, Tag, Thread
 from tests.purge_helpers import exists, fill_cart, make_member
-from tests.testapp.models import Basket, BasketItem, GiftWrap, Invoice, Review
+from tests.testapp.models import AccessLog, Basket, BasketItem, GiftWrap, Invoice, Review
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +121,11 @@ class TestBlocked:
             invoiced.pk: "testapp.Invoice.customer",
             wrapped.pk: "testapp.GiftWrap.basket",
         }
+
+    def test_a_do_nothing_row_blocks(self) -> None:
+        logged, free = make_member(), make_member()
+        AccessLog.objects.create(visitor=logged)
+        assert user_plan().blocked([logged.pk, free.pk]) == {logged.pk: "testapp.AccessLog.visitor"}
 
     def test_only_the_given_ids_are_looked_at(self) -> None:
         invoiced, free = make_member(), make_member()
@@ -288,6 +293,69 @@ class TestShapes:
                 app_label = "testapp"
 
         assert Plan.build(Member) == Plan(Member)
+
+    @isolate_apps("tests.testapp")
+    def test_a_constrained_do_nothing_is_a_blocker(self) -> None:
+        class Member(models.Model):  # noqa: DJ008
+            class Meta:
+                app_label = "testapp"
+
+        class Visit(models.Model):  # noqa: DJ008
+            member = models.ForeignKey(Member, models.DO_NOTHING)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Stamp(models.Model):  # noqa: DJ008
+            visit = models.ForeignKey(Visit, models.DO_NOTHING)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Pass(models.Model):  # noqa: DJ008
+            member = models.ForeignKey(Member, models.CASCADE)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Scan(models.Model):  # noqa: DJ008
+            card = models.ForeignKey(Pass, models.DO_NOTHING)
+
+            class Meta:
+                app_label = "testapp"
+
+        plan = Plan.build(Member)
+        assert labels(plan.blockers) == ["testapp.Visit.member", "testapp.Scan.card"]
+        assert labels(plan.steps) == ["testapp.Pass.member"]
+
+    @isolate_apps("tests.testapp")
+    def test_blockers_past_what_needs_the_collector_are_found(self) -> None:
+        class Member(models.Model):  # noqa: DJ008
+            class Meta:
+                app_label = "testapp"
+
+        class Comment(models.Model):  # noqa: DJ008
+            author = models.ForeignKey(Member, models.CASCADE)
+            parent = models.ForeignKey("self", models.CASCADE, null=True)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Flag(models.Model):  # noqa: DJ008
+            comment = models.ForeignKey(Comment, models.DO_NOTHING)
+
+            class Meta:
+                app_label = "testapp"
+
+        class Visit(models.Model):  # noqa: DJ008
+            member = models.ForeignKey(Member, models.PROTECT)
+
+            class Meta:
+                app_label = "testapp"
+
+        plan = Plan.build(Member)
+        assert plan.fallback == "testapp.Comment.parent cascades in a cycle"
+        assert labels(plan.blockers) == ["testapp.Flag.comment", "testapp.Visit.member"]
 
     @isolate_apps("tests.testapp")
     def test_plan_for_a_to_field_relation(self) -> None:

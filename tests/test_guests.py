@@ -300,7 +300,7 @@ class TestDeleteGuest:
 
 class TestLogout:
     def test_a_guest_that_logs_out_is_deleted(self) -> None:
-        request = browser_request()
+        request = browser_request("post")  # a GET logout keeps it (test_abuse_purge_link)
         user = guests.ensure_guest(request)
         logout(request)
         assert not get_user_model().objects.filter(pk=user.pk).exists()

@@ -75,3 +75,15 @@ class GiftWrap(models.Model):
 
     def __str__(self) -> str:
         return f"gift wrap {self.pk}"
+
+
+class AccessLog(models.Model):
+    """A log the database must keep consistent on its own: ``DO_NOTHING`` with the
+    constraint in place (deleting the user first breaks the foreign key)."""
+
+    visitor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="access_logs"
+    )
+
+    def __str__(self) -> str:
+        return f"access log {self.pk}"

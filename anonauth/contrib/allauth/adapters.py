@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 
 from anonauth import db, sessions, state
 from anonauth.guests import is_guest
-from anonauth.link import link_at_sign_in
+from anonauth.link import can_log_in, link_at_sign_in
 from anonauth.upgrade import PASSWORD, SOCIAL, upgrading
 
 
@@ -128,7 +128,14 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
         Called before allauth signs the guest out and ``user`` in: the guest is linked
         into ``user`` (:func:`anonauth.link.link_at_sign_in`: no new user, no orphaned
         guest; a failed link is logged, keeps the guest intact and lets the login on).
+
+        Never into an inactive ``user``: allauth refuses that login (its "account
+        inactive" page), so the guest is not linked and stays signed in with its data.
         """
+        if not can_log_in(user):
+            state.of(request).link_attempted = True
+            state.of(request).keep_signed_in = True  # allauth's sign-out before the login
+            return
         link_at_sign_in(_reload(guest), user, request)
 
 
