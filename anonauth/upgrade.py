@@ -80,7 +80,9 @@ def upgrade_guest(
     ``first_name``); a guest's random username stays unless ``username`` is among
     them. With ``request`` — the guest's own — the visitor stays signed in with the
     session's data, under a new session key and CSRF token and the normal session
-    lifetime. ``guest_upgraded`` (``method="password"``) is sent after commit.
+    lifetime; with django-allauth installed the address gets allauth's ``EmailAddress``
+    and verification (:mod:`anonauth.contrib.allauth.emails`). ``guest_upgraded``
+    (``method="password"``) is sent after commit.
 
     With ``request``, attempts are rate limited per guest and per client address
     (``ANONAUTH_UPGRADE_RATE_LIMIT``), and everything cheap is checked before the
@@ -115,6 +117,10 @@ def upgrade_guest(
         _assign(user, previous)
         raise
     password_validation.password_changed(password, user)
+    if request is not None and apps.is_installed("allauth.account"):
+        from anonauth.contrib.allauth.emails import register_upgraded_email
+
+        register_upgraded_email(request, user)
     return user  # type: ignore[no-any-return]
 
 

@@ -623,3 +623,38 @@ def test_without_allauth_s_rate_limits_link_keeps_its_own(guest_browser: Client)
         for n in range(7)
     }
     assert codes == {400}
+
+
+# The API upgrade goes through allauth's email machinery
+
+
+def api_upgrade(client: Client, email: str) -> Any:
+    return client.post(
+        "/auth/anonymous/upgrade/",
+        {"email": email, "password": PASSWORD},
+        content_type="application/json",
+    )
+
+
+@pytest.mark.parametrize(
+    ("verification", "mails"), [("optional", 1), ("mandatory", 1), ("none", 0)]
+)
+def test_api_upgrade_registers_the_address_with_allauth(
+    guest_browser: Client,
+    verification: str,
+    mails: int,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with (
+        override_settings(ACCOUNT_EMAIL_VERIFICATION=verification),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = api_upgrade(guest_browser, "ada@example.com")
+    assert response.status_code == 200, response.content
+    address = EmailAddress.objects.get(user_id=guest_id(guest_browser))
+    assert (address.email, address.primary, address.verified) == ("ada@example.com", True, False)
+    assert len(mail.outbox) == mails
+    if mails:
+        assert mail.outbox[0].to == ["ada@example.com"]
+    still_signed_in = signed_in_as(guest_browser) == guest_id(guest_browser)
+    assert still_signed_in is (verification != "mandatory")
