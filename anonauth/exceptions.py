@@ -95,10 +95,15 @@ class NotGuest(AnonAuthError):
 
 
 class DeletionBlocked(AnonAuthError):
-    """Raised when a protecting relation (``PROTECT``, ``RESTRICT``) keeps a guest."""
+    """Raised when a protecting relation (``PROTECT``, ``RESTRICT``, a constrained
+    ``DO_NOTHING``) keeps a guest; ``blocked_by`` names it (for logs, not for clients)."""
 
     code = "deletion_blocked"
     default_message = _("The guest cannot be deleted: other data protects it.")
+
+    def __init__(self, message: str | Promise = "", *, blocked_by: str = "") -> None:
+        super().__init__(message)
+        self.blocked_by = blocked_by
 
 
 class LinkConflict(AnonAuthError):

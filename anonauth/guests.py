@@ -27,6 +27,7 @@ from django_ratelimit.core import get_usage
 
 from anonauth import db, sessions, signals, state
 from anonauth.conf import conf
+from anonauth.deletion import Plan
 from anonauth.exceptions import (
     AlreadyAuthenticated,
     CaptchaFailed,
@@ -158,21 +159,25 @@ def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
     """Delete a guest and everything that cascades from it; end its session.
 
     Raises :class:`NotGuest` if ``user`` is not (or, once locked, no longer) a guest,
-    :class:`DeletionBlocked` if a protecting relation keeps it.
+    :class:`DeletionBlocked` if a protecting relation keeps it (checked first: a
+    ``DO_NOTHING`` row would fail the delete only at the commit).
     """
     if not is_guest(user):
         raise NotGuest()
-    user_id, sender = user.pk, type(user)
+    user_id, sender = user.pk, user._meta.model  # (type() of a lazy request.user is not it)
     try:
         with db.atomic():
             if not db.lock_guest(user_id):
                 raise NotGuest()  # upgraded, linked or purged meanwhile
+            blocker = Plan.build(user._meta.concrete_model).blocked([user_id]).get(user_id)
+            if blocker is not None:
+                raise DeletionBlocked(blocked_by=blocker)
             user.delete(using=db.alias())
             signals.send_after_commit(
                 signals.guest_deleted, sender, user_id=user_id, request=request
             )
     except (ProtectedError, RestrictedError) as error:
-        raise DeletionBlocked() from error
+        raise DeletionBlocked(blocked_by=str(error.args[0])) from error
     if request is not None:
         sessions.end(request)
 

@@ -103,7 +103,7 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
         # upgrade, delete or purge of this guest waits here, or is waited for.
         if not db.lock_guest(guest.pk):
             raise NotGuest(_("This user is no longer a guest."))
-        sender = type(user)
+        sender = user._meta.model
         signals.guest_linking.send(sender, guest=guest, user=user, request=request)
         for relation in relations_to_reassign():
             move(relation, guest, user, result)

@@ -7,7 +7,6 @@ from typing import Any
 
 from anonauth import db, sessions
 from anonauth.conf import conf
-from anonauth.deletion import Plan
 from anonauth.exceptions import DeletionBlocked
 from anonauth.guests import delete_guest, is_guest
 from anonauth.link import link_at_sign_in, link_attempted
@@ -34,25 +33,15 @@ def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) 
         return
     method = str(getattr(request, "method", None) or "").upper()
     if not method or method in SAFE_METHODS:
-        logger.info(
-            "anonauth: guest %s logged out (%s) and was kept", user.pk, method or "no method"
-        )
-        return
-    protected = Plan.build(user._meta.concrete_model).blocked([user.pk])
-    if protected:
-        # Checked first: a DO_NOTHING row would fail the delete only at the commit.
-        logger.warning(
-            "anonauth: guest %s logged out and was kept: %s", user.pk, protected[user.pk]
-        )
+        logger.info("anonauth: guest %s logged out (%s) and was kept", user.pk, method or "-")
         return
     try:
         delete_guest(user)
     except DeletionBlocked as blocked:
         # Other data protects it: the logout goes on, the purge reports the guest.
-        # The cause (Django's ProtectedError) names the protecting model, for the log.
-        cause = blocked.__cause__
-        reason = cause.args[0] if cause is not None and cause.args else blocked
-        logger.warning("anonauth: guest %s logged out and was kept: %s", user.pk, reason)
+        logger.warning(
+            "anonauth: guest %s logged out and was kept: %s", user.pk, blocked.blocked_by
+        )
 
 
 def link_guest_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

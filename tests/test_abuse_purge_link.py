@@ -352,3 +352,20 @@ class TestLinkKeepsWhatProtectsTheGuest:
         assert (response.status_code, response.json()["code"]) == (409, "deletion_blocked")
         assert still_the_guest_s(guest_id)
         assert client.get("/auth/anonymous/session/").json()["user"]["id"] == int(guest_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_guest_that_a_do_nothing_row_protects_cannot_delete_itself() -> None:
+    """``POST delete/`` of such a guest answered 503 ``unavailable`` (the constraint
+    failed at the commit): it is a 409 ``deletion_blocked`` and the guest is kept."""
+    from tests.testapp.models import AccessLog
+
+    client = guest_client()
+    guest_id = client.get("/auth/anonymous/session/").json()["user"]["id"]
+    AccessLog.objects.create(visitor_id=guest_id)
+    response = client.post(
+        "/auth/anonymous/delete/", HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "deletion_blocked"
+    assert Guest.objects.filter(user_id=guest_id).exists()
