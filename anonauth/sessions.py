@@ -89,7 +89,7 @@ def guest_backend() -> str:
     can load a user by id (``get_user``). Backends that only check credentials or
     permissions, such as django-axes' ``AxesStandaloneBackend`` or rules'
     ``ObjectPermissionBackend``, may come first. Raises ``ImproperlyConfigured`` if none
-    can (system check ``anonauth.E005``)."""
+    can (system check ``anonauth.E501``)."""
     return _loading_backend(tuple(settings.AUTHENTICATION_BACKENDS))
 
 
