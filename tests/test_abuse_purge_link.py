@@ -257,6 +257,13 @@ class TestPerAccountLinkLimit:
     """``link/`` counts failed passwords per account (``ANONAUTH_LINK_RATE_LIMIT``, 5/m),
     whatever the address: a brute force spread over many addresses stops too."""
 
+    @pytest.fixture(autouse=True)
+    def _one_window(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """All attempts in one rate-limit window: django-ratelimit's windows are aligned
+        to the clock, and a minute boundary between two attempts would reset the count."""
+        now = time.time()
+        monkeypatch.setattr(ratelimit_core.time, "time", lambda: now)
+
     def test_the_sixth_wrong_password_from_a_sixth_address_is_refused(self) -> None:
         owner = make_member()
         client, guest_id = guest_with_note()
