@@ -4,12 +4,15 @@ Without drf-spectacular installed, :func:`documented` does nothing and nothing h
 imports it, so anonauth works the same. With it, each view documents its
 success responses and, per status, every error ``code`` it can answer in the
 ``{"code", "detail"}`` shape; :class:`GuestSessionScheme` documents how clients
-authenticate (the session cookie, or the ``X-Session-Token`` header).
+authenticate (the session cookie, or the ``X-Session-Token`` header). OpenAPI links
+(:data:`SESSION_TOKEN_LINKS`) lead from the answers carrying a ``session_token`` to the
+operations that take it as that header (what schemathesis' stateful phase follows).
 """
 
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -74,7 +77,8 @@ def _register_view_extension(view: Any, schema_kwargs: dict[str, Any]) -> None:
     from drf_spectacular.extensions import OpenApiViewExtension
 
     def view_replacement(extension: OpenApiViewExtension) -> Any:
-        return extend_schema_for(**schema_kwargs)(type(view.__name__, (view,), {}))
+        linked = {"schema": linked_schema_class(type(view.schema), view.__name__)()}
+        return extend_schema_for(**schema_kwargs)(type(view.__name__, (view,), linked))
 
     type(
         f"{view.__name__}Schema",
@@ -118,6 +122,76 @@ def extend_schema_for(
         parameters=[retry_after] if 429 in errors else None,
     )
     return decorator
+
+
+# OpenAPI links: the operations an app client goes on to call with the ``session_token``
+# of a response (in the ``X-Session-Token`` header), by view: source view -> (statuses,
+# {link name: target view}). A target not in the schema (not routed) gets no link.
+SESSION_TOKEN_LINKS: dict[str, tuple[tuple[int, ...], dict[str, str]]] = {
+    "SignInView": (
+        (201, 200),
+        {
+            "signIn": "SignInView",
+            "session": "SessionView",
+            "upgrade": "UpgradeView",
+            "link": "LinkView",
+            "delete": "DeleteView",
+        },
+    ),
+    "UpgradeView": ((200,), {"session": "SessionView"}),
+    "LinkView": ((200,), {"session": "SessionView"}),
+}
+SESSION_TOKEN_LINK_PARAMETERS = {"header.X-Session-Token": "$response.body#/session_token"}
+
+
+class SchemaLinks:
+    """The anonauth operations of one schema generation, and the links between them.
+
+    Links name their target by ``operationId``, which drf-spectacular derives from the
+    project's URLs (or a project's schema class overrides): so each link is written once
+    both its operations are generated, whatever their order.
+    """
+
+    def __init__(self) -> None:
+        self.operations: dict[str, dict[str, Any]] = {}
+
+    def add(self, view_name: str, operation: dict[str, Any]) -> None:
+        self.operations[view_name] = operation
+        for source, (statuses, targets) in SESSION_TOKEN_LINKS.items():
+            if source not in self.operations:
+                continue
+            responses = self.operations[source].get("responses", {})
+            for status_code in statuses:
+                response = responses.get(str(status_code))
+                if response is None:
+                    continue
+                for name, target in targets.items():
+                    if target in self.operations:
+                        response.setdefault("links", {})[name] = {
+                            "operationId": self.operations[target]["operationId"],
+                            "parameters": dict(SESSION_TOKEN_LINK_PARAMETERS),
+                            "description": "The `session_token` as the `X-Session-Token` "
+                            "header (app clients).",
+                        }
+
+
+# One per drf-spectacular ``ComponentRegistry``, that is per schema generation.
+_schema_links: weakref.WeakKeyDictionary[Any, SchemaLinks] = weakref.WeakKeyDictionary()
+
+
+def linked_schema_class(base: type[Any], view_name: str) -> type[Any]:
+    """``base`` (the view's schema class), recording the operation for :class:`SchemaLinks`."""
+
+    class LinkedSchema(base):
+        def get_operation(
+            self, path: str, path_regex: str, path_prefix: str, method: str, registry: Any
+        ) -> Any:
+            operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+            if operation is not None:
+                _schema_links.setdefault(registry, SchemaLinks()).add(view_name, operation)
+            return operation
+
+    return LinkedSchema
 
 
 def error_schema(codes: Sequence[str]) -> dict[str, Any]:

@@ -44,12 +44,18 @@ class SignInSerializer(serializers.Serializer[Any]):
     token = serializers.CharField(required=False)
 
 
+# ``min_length=1`` on the request fields: a blank one is refused anyway (``allow_blank``
+# is false), this documents it as ``minLength: 1`` whatever the project's drf-spectacular
+# settings (it adds that for ``allow_blank`` only with ``COMPONENT_SPLIT_REQUEST`` or
+# ``ENFORCE_NON_BLANK_FIELDS``).
+
+
 class UpgradeSerializer(serializers.Serializer[Any]):
     """The upgrade request. The email's format is checked by ``upgrade_guest``
     (code ``invalid_email``), so it is a plain string here."""
 
-    email = serializers.CharField(max_length=320)
-    password = serializers.CharField(trim_whitespace=False, max_length=4096)
+    email = serializers.CharField(min_length=1, max_length=320)
+    password = serializers.CharField(trim_whitespace=False, min_length=1, max_length=4096)
 
 
 class SessionSerializer(serializers.Serializer[Any]):
@@ -66,8 +72,8 @@ class UpgradeResultSerializer(SignInSerializer):
 class LinkSerializer(serializers.Serializer[Any]):
     """The link request: an existing account's login (username or email) and password."""
 
-    login = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    login = serializers.CharField(min_length=1, max_length=254)
+    password = serializers.CharField(min_length=1, max_length=4096, trim_whitespace=False)
 
 
 class LinkResultSerializer(SignInSerializer):
