@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -117,7 +118,10 @@ def test_the_app_and_the_model_have_different_names(staff: Client) -> None:
 
     assert apps.get_app_config("anonauth").verbose_name == "Guest users"
     page = staff.get("/admin/anonauth/guest/").content.decode()
-    breadcrumbs = page.split('<div class="breadcrumbs">')[1].split("</div>")[0]
+    # Django 5.2: <div class="breadcrumbs">; Django 6: <ol class="breadcrumbs">.
+    match = re.search(r'<(div|ol) class="breadcrumbs">(.*?)</\1>', page, re.DOTALL)
+    assert match is not None, page
+    breadcrumbs = match.group(2)
     assert "Guest users</a>" in breadcrumbs
     assert "Guests</a>" not in breadcrumbs  # not "Home > Guests > Guests"
 
