@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from anonauth.checks import short_cutoff_problem
 from anonauth.conf import conf
@@ -88,13 +89,27 @@ class Command(BaseCommand):
             total = count_stale_guests(older_than=older_than)
             self.stdout.write(self._heading(total, older_than, limit, options["dry_run"]))
             progress = ProgressWriter(self, total, every_batch=verbosity >= 2)
-        result = purge_guests(
-            older_than=older_than,
-            batch_size=batch_size,
-            limit=limit,
-            dry_run=options["dry_run"],
-            progress=progress,
-        )
+        so_far: list[PurgeResult] = []
+
+        def track(running: PurgeResult) -> None:
+            so_far[:] = [running]
+            if progress is not None:
+                progress(running)
+
+        try:
+            result = purge_guests(
+                older_than=older_than,
+                batch_size=batch_size,
+                limit=limit,
+                dry_run=options["dry_run"],
+                progress=track,
+            )
+        except DatabaseError as error:
+            purged = so_far[0].purged if so_far else 0
+            raise CommandError(
+                f"The purge stopped on a database error after {_guests(purged)} "
+                f"(those batches are committed; run it again to go on): {error}"
+            ) from error
         if verbosity >= 1:
             self._summary(result)
 
