@@ -39,6 +39,7 @@ from anonauth.signals import guest_linking
 from anonauth.test import BROWSER_USER_AGENT, connected, guest_client, make_registered_user
 from tests.linkapp.models import Note
 from tests.pathsapp.killed_link import link_and_hang
+from tests.test_abuse import DOWN_CACHE
 from tests.testapp.models import Basket, BasketItem
 
 SIGN_IN = "/auth/anonymous/sign-in/"
@@ -47,13 +48,6 @@ UPGRADE = "/auth/anonymous/upgrade/"
 LINK = "/auth/anonymous/link/"
 PASSWORD = "correct-horse-42"
 NEW_PASSWORD = "a-long-new-passphrase-17"
-DOWN_CACHE = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "down": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
-    },
-}
 cache_down = override_settings(CACHES=DOWN_CACHE, RATELIMIT_USE_CACHE="down")
 
 

@@ -27,7 +27,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import Signal
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -37,7 +36,7 @@ from anonauth.guests import create_guest, delete_guest
 from anonauth.link import LinkResult, link_guest
 from anonauth.models import Guest
 from anonauth.purge import PurgeResult, purge_guests
-from anonauth.test import capture_signal, make_registered_user
+from anonauth.test import capture_signal, connected, make_registered_user
 from anonauth.upgrade import upgrade_guest
 from tests.conftest import BROWSER_AGENT
 from tests.linkapp.models import Draft, Note, Team
@@ -225,16 +224,6 @@ def blocked_or_done(done: threading.Event) -> bool:
                 return True
         time.sleep(POLL)
     raise AssertionError("the second operation neither waited for a lock nor finished")
-
-
-@contextmanager
-def connected(signal: Signal, receiver: Callable[..., Any], sender: Any = None) -> Iterator[None]:
-    """``receiver`` connected to ``signal`` while the block runs; always disconnected."""
-    signal.connect(receiver, sender=sender, weak=False)
-    try:
-        yield
-    finally:
-        signal.disconnect(receiver, sender=sender)
 
 
 @contextmanager
