@@ -34,7 +34,6 @@ class AnonAuthConfig(AppConfig):
             receivers.link_guest_on_login, dispatch_uid="anonauth.link_guest_on_login"
         )
         for signal, receiver in (
-            (signals.guest_created, audit.on_guest_created),
             (signals.guest_upgraded, audit.on_guest_upgraded),
             (signals.guest_linked, audit.on_guest_linked),
             (signals.guest_deleted, audit.on_guest_deleted),

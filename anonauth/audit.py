@@ -2,7 +2,8 @@
 
 Receivers of anonauth's signals write one :class:`~anonauth.models.AuditEvent` per
 event (per purge batch, with its count) while ``ANONAUTH_AUDIT`` is on; every signal is
-sent after commit, so an event is recorded only for what really happened.
+sent after commit, so an event is recorded only for what really happened. A creation's
+event is written by the creation itself, in its transaction (one commit per guest).
 :func:`activity` sums them per day for the admin's chart.
 """
 
@@ -26,10 +27,6 @@ def record(kind: str, *, count: int = 1, method: str = "") -> None:
     """Write one event, unless auditing is off or nothing happened."""
     if conf.AUDIT and count > 0:
         AuditEvent.objects.create(kind=kind, count=count, method=method)
-
-
-def on_guest_created(sender: Any, **kwargs: Any) -> None:
-    record(AuditEvent.CREATED)
 
 
 def on_guest_upgraded(sender: Any, method: str = "", **kwargs: Any) -> None:

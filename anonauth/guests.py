@@ -25,7 +25,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import get_usage
 
-from anonauth import db, sessions, signals, state
+from anonauth import audit, db, sessions, signals, state
 from anonauth.conf import conf
 from anonauth.deletion import Plan
 from anonauth.exceptions import (
@@ -39,7 +39,7 @@ from anonauth.exceptions import (
     NotGuest,
     RateLimited,
 )
-from anonauth.models import FLAG_UNKNOWN, Guest, cache_guest_flag, cached_guest_flag
+from anonauth.models import FLAG_UNKNOWN, AuditEvent, Guest, cache_guest_flag, cached_guest_flag
 
 logger = logging.getLogger("anonauth")
 
@@ -306,6 +306,7 @@ def _create_guest_user(
                 guest = Guest.objects.using(db.alias()).create(
                     user_id=user.pk, creation_key=creation_key, session_key=session_key
                 )
+                audit.record(AuditEvent.CREATED)  # in the creation's transaction
         except IntegrityError:
             claimed = _claim(creation_key)
             if claimed is not None:
@@ -315,7 +316,9 @@ def _create_guest_user(
             creation_key = _usable_key(creation_key)
             continue
         user.anonauth_guest = guest  # type: ignore[attr-defined]
-        signals.send_after_commit(signals.guest_created, type(user), user=user, request=request)
+        signals.send_after_commit(
+            signals.guest_created, user._meta.model, user=user, request=request
+        )
         return user, True
     raise AssertionError("unreachable")  # pragma: no cover
 

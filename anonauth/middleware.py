@@ -42,7 +42,7 @@ class GuestMiddleware:
         response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
         if (touch := sessions.pending_touch(request)) is not None:
             touch()
-        set_probe_cookie(request, response)
+        finish(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -50,7 +50,7 @@ class GuestMiddleware:
         response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         if (touch := sessions.pending_touch(request)) is not None:
             await sync_to_async(touch)()
-        set_probe_cookie(request, response)
+        finish(request, response)
         return response
 
     def process_view(
@@ -73,6 +73,12 @@ def start(request: HttpRequest) -> None:
     state.of(request)
     sessions.use_session_token(request)
     sessions.note_guest_on_flush(request)
+
+
+def finish(request: HttpRequest, response: HttpResponseBase) -> None:
+    """After the view, for sync and async requests alike (no query)."""
+    sessions.set_new_session_cookie(request, response)
+    set_probe_cookie(request, response)
 
 
 def set_probe_cookie(request: HttpRequest, response: HttpResponseBase) -> None:

@@ -43,11 +43,12 @@ from django.contrib.sessions.backends.signed_cookies import SessionStore as Cook
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, router
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.functional import SimpleLazyObject
+from django.utils.http import http_date
 from django.utils.module_loading import import_string
 
 from anonauth import db, state
@@ -134,25 +135,56 @@ def start_guest_session(
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session[SEEN_SESSION_KEY] = int(time.time())
     session.set_expiry(conf.SESSION_AGE)
-    _insert_under(session, user, session_key)
+    if _insert_under(session, user, session_key):
+        # Saved in the creation's transaction: the response need not write it again
+        # (unless the view changes it); the middleware sets its cookie.
+        session.modified = False
+        state.of(request).unsaved_cookie = True
     request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
     rotate_token(request)
 
 
-def _insert_under(session: SessionBase, user: AbstractBaseUser, session_key: str) -> None:
-    """Insert the guest's session now, under the key the guest row names.
-
-    The response saves it once more (that write sets the cookie). If the key was taken
-    after all, the session gets another one and the guest row follows it.
+def _insert_under(session: SessionBase, user: AbstractBaseUser, session_key: str) -> bool:
+    """Insert the guest's session now, under the key the guest row names; return whether
+    it was (not for cookie-stored sessions). If the key was taken after all, the session
+    gets another one and the guest row follows it.
     """
     if not session_key:
-        return
+        return False
     session._session_key = session_key  # validated by SessionBase's setter
     try:
         session.save(must_create=True)
     except CreateError:
         session.create()
         db.guests().filter(user_id=user.pk).update(session_key=session.session_key or "")
+    return True
+
+
+def set_new_session_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Set the cookie of a guest session inserted during this request and not changed
+    since (``SessionMiddleware`` sets it only when it saves, and this one needs no
+    second write), with the same attributes ``SessionMiddleware`` gives it."""
+    session = getattr(request, "session", None)
+    if session is None or session.modified or not state.of(request).unsaved_cookie:
+        return
+    if response.status_code >= 500 or session.session_key is None:
+        return
+    max_age: int | None = None
+    expires: str | None = None
+    if not session.get_expire_at_browser_close():
+        max_age = session.get_expiry_age()
+        expires = http_date(time.time() + max_age)
+    response.set_cookie(
+        settings.SESSION_COOKIE_NAME,
+        session.session_key,
+        max_age=max_age,
+        expires=expires,
+        domain=settings.SESSION_COOKIE_DOMAIN,
+        path=settings.SESSION_COOKIE_PATH,
+        secure=bool(settings.SESSION_COOKIE_SECURE),
+        httponly=bool(settings.SESSION_COOKIE_HTTPONLY),
+        samesite=settings.SESSION_COOKIE_SAMESITE,
+    )
 
 
 def start_fresh_session(request: HttpRequest) -> None:

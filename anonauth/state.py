@@ -35,12 +35,15 @@ class RequestState:
       delete the guest.
     - ``keep_signed_in``: a guest is upgrading through a social login; allauth's sign-out
       before a social login must spare it.
+    - ``unsaved_cookie``: a new guest's session was inserted in its creation's
+      transaction; the middleware sets its cookie unless the response saves it anyway.
     """
 
     refusal: GuestRefused | None = None
     replaced_guest_id: Any = None
     link_attempted: bool = False
     keep_signed_in: bool = False
+    unsaved_cookie: bool = False
 
     @property
     def refusal_code(self) -> str | None:

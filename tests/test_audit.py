@@ -34,7 +34,8 @@ class TestRecording:
         guest = create_guest()
         with django_capture_on_commit_callbacks(execute=True):
             upgrade_guest(guest, email="ada@example.com", password="correct-horse-42")
-        assert events() == [("upgraded", "password", 1)]
+        # the creation's event is written in the creation's own transaction
+        assert events() == [("created", "", 1), ("upgraded", "password", 1)]
 
     def test_deleted_through_the_api(self, django_capture_on_commit_callbacks: Any) -> None:
         with django_capture_on_commit_callbacks(execute=True):

@@ -19,6 +19,7 @@ urlpatterns = [
     path("guest-drf/", views.GuestDRF.as_view(), name="guest-drf"),
     path("guest-api-view/", views.guest_api_view, name="guest-api-view"),
     path("ensure/", views.ensure, name="ensure"),
+    path("ensure-and-write/", views.ensure_and_write, name="ensure-and-write"),
     path("registered-fn/", views.registered_fn, name="registered-fn"),
     path("registered-cbv/", views.RegisteredCBV.as_view(), name="registered-cbv"),
     path("registered-drf/", views.RegisteredDRF.as_view(), name="registered-drf"),

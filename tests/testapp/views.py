@@ -132,3 +132,10 @@ async def async_login(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"id": None}, status=400)
     await alogin(request, account)
     return JsonResponse({"id": account.pk})
+
+
+def ensure_and_write(request: HttpRequest) -> HttpResponse:
+    """Creates a guest, then writes to the session (so the response must save it)."""
+    ensure_guest(request)
+    request.session["written_by_the_view"] = True
+    return HttpResponse("written")
