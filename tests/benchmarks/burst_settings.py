@@ -16,6 +16,7 @@ if not os.environ.get("REDIS_URL"):
     raise RuntimeError("the burst benchmark caches in Redis: set REDIS_URL")
 
 DEBUG = False
+ROOT_URLCONF = "tests.benchmarks.burst_urls"  # the shop's, and the one-row view
 DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("BURST_CONN_MAX_AGE", "60"))
 ANONAUTH_TRUSTED_PROXIES = 1
 LOGGING = {
