@@ -1,6 +1,7 @@
 # make demo  — virtualenv, install, migrate SQLite, seed, serve the example shop on :8000
 # make test  — virtualenv, install, lint, type-check, the whole suite with coverage
 # make bench — the benchmarks, against PostgreSQL (DATABASE_URL, default the local one)
+# make bench-load — bursts of new visitors under gunicorn: anonauth, django-guest-user, none
 # make docs  — the documentation site (Sphinx, warnings are errors) in docs/_build/html
 # make dist  — the sdist and the wheel in dist/, checked by twine
 # make messages — update and compile the translation catalogues in anonauth/locale
@@ -10,8 +11,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_BENCH_URL ?= redis://127.0.0.1:6379/12
 
-.PHONY: install test lint demo bench docs dist messages clean
+.PHONY: install test lint demo bench bench-load docs dist messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +44,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python -m tests.benchmarks
+
+# Creates (and drops) <DATABASE_URL's database>_burst_* beside DATABASE_URL's database.
+bench-load: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS_BENCH_URL)} \
+		$(BIN)/python -m tests.benchmarks.bench_burst
 
 # -E: a fresh environment every time, so -W sees the warnings of every page, not only
 # of the pages changed since the last build. The lifecycle diagram needs Graphviz.
