@@ -20,8 +20,6 @@ from django.utils import timezone
 from anonauth.conf import conf
 from anonauth.models import AuditEvent
 
-CHART_KINDS = (AuditEvent.CREATED, AuditEvent.UPGRADED, AuditEvent.LINKED, AuditEvent.PURGED)
-
 
 def record(kind: str, *, count: int = 1, method: str = "") -> None:
     """Write one event, unless auditing is off or nothing happened."""

@@ -17,9 +17,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.request import Request
 
 from anonauth import sessions
-from anonauth.guests import ensure_guest
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+from anonauth.guests import SAFE_METHODS, ensure_guest
 
 
 class SessionTokenAuthentication(BaseAuthentication):

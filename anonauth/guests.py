@@ -64,6 +64,9 @@ RATE_LIMIT_GROUP = "anonauth.create_guest"
 CLAIM_WINDOW = timedelta(seconds=10)
 USERNAME_ATTEMPTS = 5
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
+# RFC 9110's safe methods (as Django's CSRF middleware counts them): no CSRF check, and a
+# logout by one of them never deletes a guest.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def is_guest(user: Any) -> bool:

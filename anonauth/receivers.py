@@ -8,13 +8,10 @@ from typing import Any
 from anonauth import db, sessions
 from anonauth.conf import conf
 from anonauth.exceptions import DeletionBlocked
-from anonauth.guests import delete_guest, is_guest
+from anonauth.guests import SAFE_METHODS, delete_guest, is_guest
 from anonauth.link import link_at_sign_in, link_attempted
 
 logger = logging.getLogger("anonauth")
-
-# RFC 9110's safe methods: a logout on one of them never deletes the guest.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def delete_guest_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

@@ -128,7 +128,7 @@ class AnonAuthAPIView(APIView):
         return exception_handler
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        unsafe = request.method not in ("GET", "HEAD", "OPTIONS", "TRACE")
+        unsafe = request.method not in guests.SAFE_METHODS
         if unsafe and request.COOKIES and not tokens.by_header(request):
             check_csrf(request)
         elif unsafe and not tokens.by_header(request):
