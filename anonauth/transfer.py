@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -95,7 +96,7 @@ def issue(request: HttpRequest) -> IssuedCode:
         try:
             with db.atomic():
                 _delete_expired(now, guest_id=user.pk)
-                TransferCode.objects.using(db.alias()).create(
+                _codes().create(
                     guest_id=user.pk,
                     digest=digest(code),
                     session_key=session_key,
@@ -155,7 +156,7 @@ def _end_first_device(row: TransferCode, user: Any, new_key: str) -> None:
     db.on_commit(lambda: sessions.end_sessions([key for key in keys if key != new_key]))
 
 
-def _codes() -> Any:
+def _codes() -> QuerySet[TransferCode]:
     return TransferCode.objects.using(db.alias())
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +71,8 @@ class TestIssue:
         before = timezone.now()
         body = client.post(TRANSFER, **csrf(client)).json()
         code = body["code"]
-        assert len(code) == 9 and code[4] == "-"
+        assert len(code) == 9
+        assert code[4] == "-"
         assert transfer.normalise(code) is not None
         expires = timezone.datetime.fromisoformat(body["expires_at"])
         assert timedelta(seconds=599) < expires - before <= timedelta(seconds=601)
@@ -197,7 +197,7 @@ class TestRedeem:
         assert timedelta(seconds=58) < left <= timedelta(seconds=60)
 
     def test_the_code_of_an_upgraded_guest_is_dead(self) -> None:
-        first, guest_id = first_device()
+        first, _ = first_device()
         code = ask_code(first)
         upgrade_guest(Guest.objects.get().user, email="ada@example.com", password="x7!Kq9#vLm2")
         assert not TransferCode.objects.exists()  # gone with the Guest row
@@ -310,9 +310,8 @@ class TestEnterPage:
 
 
 @pytest.fixture
-def without_segno(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def without_segno(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "segno", None)  # import segno raises ImportError
-    yield
 
 
 class TestTemplateTag:
