@@ -24,10 +24,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
 
 from anonauth import db, sessions
 from anonauth.conf import conf
-from anonauth.exceptions import AlreadyAuthenticated, InvalidTransferCode, NotGuest
+from anonauth.exceptions import AlreadyAuthenticated, InvalidTransferCode, NotGuest, RateLimited
 from anonauth.guests import check_rate, is_guest
 from anonauth.models import TransferCode
 
@@ -40,6 +41,7 @@ GROUP = 4
 DIGEST_SALT = "anonauth.transfer"
 ISSUE_RATE_GROUP = "anonauth.transfer_issue"
 REDEEM_RATE_GROUP = "anonauth.transfer_redeem"
+RATE_LIMITED_MESSAGE = _("Too many transfer code requests from here; try again later.")
 ISSUE_ATTEMPTS = 5  # digest collisions are astronomically rare; this bounds the retries
 
 
@@ -86,8 +88,8 @@ def issue(request: HttpRequest) -> IssuedCode:
     if not user.is_authenticated or not is_guest(user):
         raise NotGuest()
     rate = conf.TRANSFER_RATE_LIMIT
-    check_rate(request, group=ISSUE_RATE_GROUP, rate=rate)
-    check_rate(request, group=ISSUE_RATE_GROUP, rate=rate, key=f"guest:{user.pk}")
+    _check_rate(request, ISSUE_RATE_GROUP, rate)
+    _check_rate(request, ISSUE_RATE_GROUP, rate, key=f"guest:{user.pk}")
     now = timezone.now()
     expires_at = now + timedelta(seconds=conf.TRANSFER_CODE_AGE)
     session_key = request.session.session_key or ""
@@ -120,7 +122,7 @@ def redeem(request: HttpRequest, text: str) -> Any:
     """
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         raise AlreadyAuthenticated()
-    check_rate(request, group=REDEEM_RATE_GROUP, rate=conf.TRANSFER_REDEEM_RATE_LIMIT)
+    _check_rate(request, REDEEM_RATE_GROUP, conf.TRANSFER_REDEEM_RATE_LIMIT)
     code = normalise(text)
     with db.atomic():
         row = _claim(code)
@@ -130,6 +132,14 @@ def redeem(request: HttpRequest, text: str) -> Any:
             _end_first_device(row, user, request.session.session_key or "")
     logger.info("anonauth: a guest continued on another device")
     return user
+
+
+def _check_rate(request: HttpRequest, group: str, rate: str | None, key: str | None = None) -> None:
+    """:func:`anonauth.guests.check_rate`, refusing in words about transfer codes."""
+    try:
+        check_rate(request, group=group, rate=rate, key=key)
+    except RateLimited as error:
+        raise RateLimited(RATE_LIMITED_MESSAGE, retry_after=error.retry_after) from error
 
 
 def _claim(code: str | None) -> TransferCode:

@@ -125,6 +125,7 @@ class TestIssue:
         ask_code(client)
         response = client.post(TRANSFER, **csrf(client))
         assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+        assert response.json()["detail"] == str(transfer.RATE_LIMITED_MESSAGE)
         assert int(response["Retry-After"]) >= 1
 
     @override_settings(ANONAUTH_TRANSFER_RATE_LIMIT="3/h")
