@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -97,7 +97,7 @@ def issue(request: HttpRequest) -> IssuedCode:
         code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
         try:
             with db.atomic():
-                _delete_expired(now, guest_id=user.pk)
+                _delete_stale(now, user.pk)
                 _codes().create(
                     guest_id=user.pk,
                     digest=digest(code),
@@ -170,9 +170,6 @@ def _codes() -> QuerySet[TransferCode]:
     return TransferCode.objects.using(db.alias())
 
 
-def _delete_expired(now: datetime, *, guest_id: Any = None) -> None:
-    """Delete expired codes (and, with ``guest_id``, that guest's earlier ones)."""
-    expired = _codes().filter(expires_at__lte=now)
-    if guest_id is not None:
-        _codes().filter(guest_id=guest_id).delete()
-    expired.delete()
+def _delete_stale(now: datetime, guest_id: Any) -> None:
+    """Delete every expired code and the guest's earlier ones (one DELETE)."""
+    _codes().filter(Q(expires_at__lte=now) | Q(guest_id=guest_id)).delete()

@@ -111,7 +111,7 @@ class LogoutView(auth_views.LogoutView):
 
 
 def continue_elsewhere(request: HttpRequest) -> HttpResponse:
-    """"Continue on another device": a guest gets a code (and its QR code) on POST; any
+    """The "Continue on another device" page: a guest gets a code (and its QR code) on POST; any
     visitor may enter a code from another device (the form posts to anonauth's page)."""
     code = None
     if request.method == "POST" and is_guest(request.user):
