@@ -283,6 +283,18 @@ class TestRedeem:
         assert Guest.objects.get().session_key == second.session.session_key
 
 
+class TestAfterwards:
+    def test_an_upgrade_on_one_device_signs_the_other_out(self) -> None:
+        first, guest_id = first_device()
+        second = second_device()
+        redeem(second, ask_code(first))
+        body = {"email": "ada@example.com", "password": "x7!Kq9#vLm2"}
+        upgraded = first.post("/auth/anonymous/upgrade/", body, **csrf(first))
+        assert upgraded.status_code == 200, upgraded.content
+        assert signed_in_id(first) == guest_id
+        assert signed_in_id(second) is None  # the auth hash follows the new password
+
+
 class TestEnterPage:
     def test_the_link_fills_the_code_in(self) -> None:
         response = second_device().get(ENTER, {"code": "ABCDEFGH"})
