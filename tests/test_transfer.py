@@ -295,6 +295,30 @@ class TestAfterwards:
         assert signed_in_id(second) is None  # the auth hash follows the new password
 
 
+class TestSessionsAndRows:
+    def test_a_code_row_names_its_guest_not_its_code(self) -> None:
+        client, guest_id = first_device()
+        code = ask_code(client).replace("-", "")
+        text = str(TransferCode.objects.get())
+        assert text.startswith(f"transfer code of {guest_id} until ")
+        assert code not in text
+
+    @override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
+    def test_cookie_stored_sessions_cannot_be_ended(self) -> None:
+        from anonauth import sessions
+
+        sessions.end_sessions(["whatever"])  # nothing server-side to delete; no error
+
+    def test_ending_sessions_deletes_them(self) -> None:
+        from anonauth import sessions
+
+        client, _ = first_device()
+        key = client.session.session_key
+        assert key is not None
+        sessions.end_sessions([key, ""])
+        assert signed_in_id(client) is None
+
+
 class TestEnterPage:
     def test_the_link_fills_the_code_in(self) -> None:
         response = second_device().get(ENTER, {"code": "ABCDEFGH"})
