@@ -97,6 +97,10 @@ SETTING_IDS: dict[str, str] = {
     "UPGRADE_RATE_LIMIT": "anonauth.E122",
     "TRUSTED_PROXIES": "anonauth.E123",
     "PROBE_COOKIE_NAME": "anonauth.E124",
+    "TRANSFER_CODE_AGE": "anonauth.E138",
+    "TRANSFER_RATE_LIMIT": "anonauth.E139",
+    "TRANSFER_REDEEM_RATE_LIMIT": "anonauth.E140",
+    "TRANSFER_ENDS_FIRST_SESSION": "anonauth.E141",
 }
 
 # The ids of before the families, and what became of each.
@@ -352,6 +356,13 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("UPGRADE_RATE_LIMIT", _rate_problem(conf.UPGRADE_RATE_LIMIT)),
         ("TRUSTED_PROXIES", _positive_int(conf.TRUSTED_PROXIES, allow_zero=True)),
         ("PROBE_COOKIE_NAME", _cookie_name_problem(conf.PROBE_COOKIE_NAME)),
+        ("TRANSFER_CODE_AGE", _positive_int(conf.TRANSFER_CODE_AGE)),
+        ("TRANSFER_RATE_LIMIT", _rate_problem(conf.TRANSFER_RATE_LIMIT)),
+        ("TRANSFER_REDEEM_RATE_LIMIT", _rate_problem(conf.TRANSFER_REDEEM_RATE_LIMIT)),
+        (
+            "TRANSFER_ENDS_FIRST_SESSION",
+            _expect(conf.TRANSFER_ENDS_FIRST_SESSION, bool, "a bool"),
+        ),
     ]
 
 

@@ -176,5 +176,27 @@ class Settings:
         value: bool = self._get("AUDIT", True)
         return value
 
+    # Continuing on another device (anonauth.transfer)
+
+    @property
+    def TRANSFER_CODE_AGE(self) -> int:
+        value: int = self._get("TRANSFER_CODE_AGE", 600)
+        return value
+
+    @property
+    def TRANSFER_RATE_LIMIT(self) -> str | None:
+        value: str | None = self._get("TRANSFER_RATE_LIMIT", "10/h")
+        return value
+
+    @property
+    def TRANSFER_REDEEM_RATE_LIMIT(self) -> str | None:
+        value: str | None = self._get("TRANSFER_REDEEM_RATE_LIMIT", "10/m")
+        return value
+
+    @property
+    def TRANSFER_ENDS_FIRST_SESSION(self) -> bool:
+        value: bool = self._get("TRANSFER_ENDS_FIRST_SESSION", False)
+        return value
+
 
 conf = Settings()

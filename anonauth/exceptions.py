@@ -162,3 +162,12 @@ class LinkFailed(AnonAuthError):
 
     code = "link_failed"
     default_message = _("This guest could not be merged into the account; nothing was changed.")
+
+
+class InvalidTransferCode(AnonAuthError):
+    """Raised when a transfer code is malformed, unknown, used, expired, or belongs to a
+    guest that is gone (upgraded, linked, deleted, purged): one answer for all, so a
+    client learns nothing about other guests' codes."""
+
+    code = "invalid_transfer_code"
+    default_message = _("This transfer code is not valid (it may have expired or been used).")

@@ -106,3 +106,31 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} {self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class TransferCode(models.Model):
+    """A short, single-use code that signs another device in as the same guest.
+
+    Only a keyed HMAC of the code is stored (``digest``), so the table does not reveal
+    live codes. The row goes with its guest (upgrade, link, delete, purge: the ``Guest``
+    row's cascade) and when the code is redeemed; expired rows are deleted whenever a
+    code is issued or redeemed. ``session_key`` names the issuing device's session, which
+    ``ANONAUTH_TRANSFER_ENDS_FIRST_SESSION`` ends on redemption.
+    """
+
+    guest = models.ForeignKey(
+        Guest, on_delete=models.CASCADE, related_name="transfer_codes", verbose_name=_("guest")
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    session_key = models.CharField(
+        max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+
+    class Meta:
+        verbose_name = _("transfer code")
+        verbose_name_plural = _("transfer codes")
+
+    def __str__(self) -> str:
+        return f"transfer code of {self.guest_id} until {self.expires_at:%Y-%m-%d %H:%M}"

@@ -82,3 +82,18 @@ class LinkResultSerializer(SignInSerializer):
 
     moved = serializers.DictField(child=serializers.IntegerField(min_value=0))
     dropped = serializers.DictField(child=serializers.IntegerField(min_value=0))
+
+
+class TransferCodeSerializer(serializers.Serializer[Any]):
+    """A transfer code as its guest sees it, once: grouped (``ABCD-EFGH``), when it
+    expires, and the page that redeems it (the QR code's target)."""
+
+    code = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    redeem_url = serializers.URLField()
+
+
+class TransferRedeemSerializer(serializers.Serializer[Any]):
+    """The redeem request: the code as typed (any case; spaces and dashes ignored)."""
+
+    code = serializers.CharField(min_length=1, max_length=32)

@@ -20,6 +20,8 @@
   (:func:`touch_token_user`), at most once per ``ANONAUTH_TOUCH_INTERVAL``.
 - **Backends**: :func:`guest_backend`, the backend a guest's session names.
 - **Purges**: :class:`SessionCleanup` deletes purged guests' sessions.
+- **Transfers**: :func:`start_transferred_session` signs another device in as a guest,
+  :func:`end_sessions` ends the first device's.
 - **App clients**: :func:`use_session_token` reads the ``X-Session-Token`` header,
   :func:`session_token` issues it.
 """
@@ -130,11 +132,7 @@ def start_guest_session(
     """
     start_fresh_session(request)
     session = request.session
-    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
-    session[BACKEND_SESSION_KEY] = guest_backend()
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session[SEEN_SESSION_KEY] = int(time.time())
-    session.set_expiry(conf.SESSION_AGE)
+    _mark_as_guest(session, user)
     if _insert_under(session, user, session_key):
         # Saved in the creation's transaction: the response need not write it again
         # (unless the view changes it); the middleware sets its cookie.
@@ -142,6 +140,16 @@ def start_guest_session(
         state.of(request).unsaved_cookie = True
     request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
     rotate_token(request)
+
+
+def _mark_as_guest(session: SessionBase, user: AbstractBaseUser) -> None:
+    """Sign ``session`` in as the guest ``user``: the auth keys, the guest marker, the
+    guest lifetime."""
+    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    session[BACKEND_SESSION_KEY] = guest_backend()
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session[SEEN_SESSION_KEY] = int(time.time())
+    session.set_expiry(conf.SESSION_AGE)
 
 
 def _insert_under(session: SessionBase, user: AbstractBaseUser, session_key: str) -> bool:
@@ -199,6 +207,29 @@ def start_fresh_session(request: HttpRequest) -> None:
     old = request.session
     request.session = store_class()()
     request.session.update(dict(old.items()))
+
+
+def start_transferred_session(request: HttpRequest, user: AbstractBaseUser) -> None:
+    """Log the guest ``user`` in on ``request``, another device (a transfer code): a new
+    session (:func:`start_fresh_session`) with the auth keys, the guest marker and the
+    guest lifetime, saved now; a new CSRF token. No ``user_logged_in`` (no credential,
+    and nothing to link: the user is the guest itself)."""
+    start_fresh_session(request)
+    session = request.session
+    _mark_as_guest(session, user)
+    session.save()
+    request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
+    rotate_token(request)
+
+
+def end_sessions(keys: Sequence[str]) -> None:
+    """Delete the sessions named by ``keys`` (any server-side engine; blank keys and
+    cookie-stored sessions are passed over)."""
+    if is_cookie_store():
+        return
+    store = store_class()
+    for key in {key for key in keys if key}:
+        store().delete(key)
 
 
 def rotate_key(request: HttpRequest) -> None:

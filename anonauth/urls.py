@@ -14,4 +14,7 @@ urlpatterns = [
     path("link/", views.LinkView.as_view(), name="link"),
     path("upgrade/", views.UpgradeView.as_view(), name="upgrade"),
     path("delete/", views.DeleteView.as_view(), name="delete"),
+    path("transfer/", views.TransferView.as_view(), name="transfer"),
+    path("transfer/redeem/", views.TransferRedeemView.as_view(), name="transfer-redeem"),
+    path("transfer/enter/", views.TransferEnterView.as_view(), name="transfer-enter"),
 ]

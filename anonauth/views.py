@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import exceptions, status
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
@@ -22,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests, link, tokens, upgrade
+from anonauth import guests, link, tokens, transfer, upgrade
 from anonauth.exceptions import AnonAuthError, GuestUnavailable, PasswordInvalid, RateLimited
 from anonauth.permissions import IsGuest
 from anonauth.schema import documented
@@ -31,6 +35,8 @@ from anonauth.serializers import (
     LinkSerializer,
     SessionSerializer,
     SignInSerializer,
+    TransferCodeSerializer,
+    TransferRedeemSerializer,
     UpgradeResultSerializer,
     UpgradeSerializer,
     UserSerializer,
@@ -54,6 +60,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "password_invalid": status.HTTP_400_BAD_REQUEST,
     "email_in_use": status.HTTP_409_CONFLICT,
     "username_in_use": status.HTTP_409_CONFLICT,
+    "invalid_transfer_code": status.HTTP_400_BAD_REQUEST,
 }
 
 
@@ -306,3 +313,87 @@ class LinkView(AnonAuthAPIView):
         )
         body = {**signed_in_as(account, request), "moved": result.moved, "dropped": result.dropped}
         return Response(body)
+
+
+@documented(
+    summary="A transfer code to continue as this guest on another device",
+    description="Single use, valid for `ANONAUTH_TRANSFER_CODE_AGE` seconds; a new code "
+    "replaces the guest's earlier one. `redeem_url` opens the page that redeems it.",
+    responses={201: (TransferCodeSerializer, "A new code for the signed-in guest.")},
+    errors={
+        401: ["not_authenticated"],
+        403: ["not_guest", "csrf_failed"],
+        429: ["rate_limited"],
+        503: ["unavailable"],
+    },
+)
+class TransferView(AnonAuthAPIView):
+    """POST: a transfer code for the signed-in guest (``{code, expires_at, redeem_url}``)."""
+
+    permission_classes = [IsAuthenticated, IsGuest]
+
+    def post(self, request: Request) -> Response:
+        issued = transfer.issue(request._request)
+        body = {
+            "code": issued.grouped,
+            "expires_at": issued.expires_at,
+            "redeem_url": transfer_redeem_url(request._request, issued.code),
+        }
+        return Response(TransferCodeSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+def transfer_redeem_url(request: HttpRequest, code: str) -> str:
+    """The absolute URL of the page that redeems ``code`` (the QR code's target)."""
+    path = reverse("anonauth:transfer-enter")
+    return request.build_absolute_uri(f"{path}?{urlencode({'code': code})}")
+
+
+@documented(
+    summary="Redeem a transfer code: sign this device in as that guest",
+    request=TransferRedeemSerializer,
+    responses={200: (SignInSerializer, "The guest, now signed in on this device too.")},
+    errors={
+        400: ["invalid_transfer_code", "invalid", "parse_error"],
+        403: ["csrf_failed"],
+        409: ["already_authenticated"],
+        413: ["request_too_large"],
+        415: ["unsupported_media_type"],
+        429: ["rate_limited"],
+        503: ["unavailable"],
+    },
+)
+class TransferRedeemView(AnonAuthAPIView):
+    """POST ``{code}``: sign this client in as the code's guest, in a new session; app
+    clients get the ``session_token`` as from ``sign-in/``."""
+
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        data = TransferRedeemSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = transfer.redeem(request._request, data.validated_data["code"])
+        return Response(signed_in_as(user, request))
+
+
+class TransferEnterView(View):
+    """The browser page that redeems a transfer code (``?code=`` fills it in, as the QR
+    code's link does); on success it redirects to ``LOGIN_REDIRECT_URL``."""
+
+    template_name = "anonauth/transfer_enter.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.page(request, request.GET.get("code", "")[:32], None)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        code = request.POST.get("code", "")[:32]
+        try:
+            transfer.redeem(request, code)
+        except AnonAuthError as error:
+            return self.page(request, code, error, status=STATUS_BY_CODE.get(error.code, 400))
+        return redirect(resolve_url(settings.LOGIN_REDIRECT_URL))
+
+    def page(
+        self, request: HttpRequest, code: str, error: AnonAuthError | None, status: int = 200
+    ) -> HttpResponse:
+        context = {"code": code, "error": error}
+        return render(request, self.template_name, context, status=status)

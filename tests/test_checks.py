@@ -555,3 +555,30 @@ class TestModels:
         warnings = checks.check_models()
         assert all(w.id == "anonauth.W601" for w in warnings)
         assert all(w.obj.model in apps.get_models() for w in warnings)
+
+
+class TestTransferSettings:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("TRANSFER_CODE_AGE", 0),
+            ("TRANSFER_CODE_AGE", "600"),
+            ("TRANSFER_RATE_LIMIT", "often"),
+            ("TRANSFER_REDEEM_RATE_LIMIT", "10 a minute"),
+            ("TRANSFER_ENDS_FIRST_SESSION", "yes"),
+        ],
+    )
+    def test_e138_to_e141_bad_values(self, name: str, value: Any) -> None:
+        with override_settings(**{f"ANONAUTH_{name}": value}):
+            errors = checks.check_settings()
+        assert ids(errors) == [SETTING_IDS[name]]
+        assert errors[0].msg.startswith(f"ANONAUTH_{name} must be")
+
+    @override_settings(
+        ANONAUTH_TRANSFER_CODE_AGE=60,
+        ANONAUTH_TRANSFER_RATE_LIMIT=None,
+        ANONAUTH_TRANSFER_REDEEM_RATE_LIMIT="3/m",
+        ANONAUTH_TRANSFER_ENDS_FIRST_SESSION=True,
+    )
+    def test_good_values(self) -> None:
+        assert checks.check_settings() == []

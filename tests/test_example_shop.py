@@ -318,3 +318,29 @@ def test_docs_a_broken_receiver_rolls_the_link_back(member: Any) -> None:
     with connected(guest_linking, broken), pytest.raises(RuntimeError):
         link.link_guest(guest, member)
     assert is_guest(guest)  # still a guest: nothing was moved
+
+
+@override_settings(
+    ROOT_URLCONF="example_project.urls",
+    TEMPLATES=EXAMPLE_TEMPLATES,
+    ANONAUTH_TRANSFER_RATE_LIMIT="1/h",
+)
+def test_example_shop_continues_on_another_device(browser: Client) -> None:
+    product = Product.objects.create(name="Teapot", price=Decimal("12.50"))
+    browser.post(f"/cart/add/{product.pk}/")  # a guest on the phone, with a cart
+    page = browser.get("/transfer/").content.decode()
+    assert 'id="transfer-issue-form"' in page
+    assert 'id="transfer-enter-form"' in page
+    shown = browser.post("/transfer/").content.decode()
+    code = shown.split('class="anonauth-transfer-code">')[1].split("<")[0]
+    assert "<svg" in shown  # the QR code (segno is in the test extra)
+
+    laptop = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT)
+    response = laptop.post("/auth/anonymous/transfer/enter/", {"code": code})
+
+    assert response.status_code == 302
+    assert "1 \u00d7 Teapot" in laptop.get("/cart/").content.decode()
+    assert "1 \u00d7 Teapot" in browser.get("/cart/").content.decode()  # still signed in
+    again = browser.post("/transfer/").content.decode()  # over the limit
+    assert "Too many transfer code requests" in again
+    assert "anonauth-transfer-code" not in again

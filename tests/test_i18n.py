@@ -209,6 +209,21 @@ CASES = {
     "not_authenticated": Case(not_authenticated, "Anmeldedaten fehlen."),
     "csrf_failed": Case(csrf_failed, "CSRF-Überprüfung fehlgeschlagen: CSRF token missing."),
 }
+
+
+def invalid_transfer_code(monkeypatch: pytest.MonkeyPatch) -> Send:
+    body = {"code": "ABCD-EFGH"}
+    redeem = "/auth/anonymous/transfer/redeem/"
+    return lambda language: Client(HTTP_USER_AGENT="okhttp/4.12").post(
+        redeem, body, content_type="application/json", **_in(language)
+    )
+
+
+CASES["invalid_transfer_code"] = Case(
+    invalid_transfer_code,
+    "Dieser Übertragungscode ist ungültig (er ist vielleicht abgelaufen oder wurde schon "
+    "verwendet).",
+)
 # Not reachable through the API with the tests' user models: rendered by the handler.
 HANDLER_ONLY: dict[str, Any] = {
     "username_in_use": UsernameInUse,

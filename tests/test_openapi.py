@@ -49,6 +49,8 @@ OPERATIONS = [
     ("POST", f"{API}upgrade/"),
     ("POST", f"{API}link/"),
     ("POST", f"{API}delete/"),
+    ("POST", f"{API}transfer/"),
+    ("POST", f"{API}transfer/redeem/"),
 ]
 CHECKS = [
     not_a_server_error,
@@ -200,6 +202,12 @@ REACHED: dict[tuple[str, str], set[int]] = {
     ("delete/", "anonymous"): {401},
     ("delete/", "guest"): {204},
     ("delete/", "member"): {403},
+    ("transfer/", "anonymous"): {401},
+    ("transfer/", "guest"): {201},
+    ("transfer/", "member"): {403},
+    ("transfer/redeem/", "anonymous"): {400},
+    ("transfer/redeem/", "guest"): {409},
+    ("transfer/redeem/", "member"): {409},
 }
 
 
@@ -214,7 +222,7 @@ def test_schemathesis(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-@pytest.mark.parametrize("path", [f"{API}upgrade/", f"{API}link/"])
+@pytest.mark.parametrize("path", [f"{API}upgrade/", f"{API}link/", f"{API}transfer/redeem/"])
 def test_schemathesis_negative(api_schema: Any, app: Application, path: str, client: str) -> None:
     """Bodies that break the schema (only these operations take one) are rejected."""
     seen = run_schemathesis(api_schema[path]["POST"], app, CLIENTS[client], GenerationMode.NEGATIVE)
@@ -440,7 +448,11 @@ def test_error_statuses_match_the_api(api_schema: Any) -> None:
                 assert {status_by_code[code] for code in codes["enum"]} == {int(status)}
 
 
-REQUIRED_FIELDS = {"upgrade/": {"email", "password"}, "link/": {"login", "password"}}
+REQUIRED_FIELDS = {
+    "upgrade/": {"email", "password"},
+    "link/": {"login", "password"},
+    "transfer/redeem/": {"code"},
+}
 
 
 @pytest.mark.parametrize("split_request", [False, True], ids=["default", "split-request"])

@@ -105,8 +105,10 @@ def test_queries_do_not_grow_with_the_guests_data() -> None:
 
     assert counts[0] == counts[1]
     # the email pre-check (before the hash); then, locked: the user row, the Guest row,
-    # unflag, update, (advisory lock,) the email check; savepoints
-    assert counts[0] <= 9
+    # unflag (the Guest row goes through Django's collector since transfer codes cascade
+    # from it: the row is selected and its codes deleted first, indexed queries),
+    # update, (advisory lock,) the email check; savepoints
+    assert counts[0] <= 11
 
 
 def test_email_is_normalized() -> None:

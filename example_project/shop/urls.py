@@ -12,4 +12,5 @@ urlpatterns = [
     path("cart/add/<int:product_id>/", views.add_to_cart, name="add"),
     path("checkout/", views.checkout, name="checkout"),
     path("account/upgrade/", views.upgrade_account, name="upgrade"),
+    path("transfer/", views.continue_elsewhere, name="transfer"),
 ]

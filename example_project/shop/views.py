@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from anonauth.decorators import guest_allowed
 from anonauth.exceptions import AnonAuthError, PasswordInvalid
 from anonauth.guests import is_guest
+from anonauth.transfer import issue
 from anonauth.upgrade import upgrade_guest
 
 from .models import Cart, CartItem, Order, Product
@@ -107,3 +108,15 @@ class LogoutView(auth_views.LogoutView):
         response = super().post(request, *args, **kwargs)
         messages.info(request, "You are signed out.")
         return response
+
+
+def continue_elsewhere(request: HttpRequest) -> HttpResponse:
+    """The "Continue on another device" page: a guest gets a code (and its QR code) on POST; any
+    visitor may enter a code from another device (the form posts to anonauth's page)."""
+    code = None
+    if request.method == "POST" and is_guest(request.user):
+        try:
+            code = issue(request).code
+        except AnonAuthError as error:
+            messages.error(request, str(error))
+    return render(request, "shop/transfer.html", {"code": code})
