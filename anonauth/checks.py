@@ -97,6 +97,7 @@ SETTING_IDS: dict[str, str] = {
     "UPGRADE_RATE_LIMIT": "anonauth.E122",
     "TRUSTED_PROXIES": "anonauth.E123",
     "PROBE_COOKIE_NAME": "anonauth.E124",
+    "PURGE_SHARDS": "anonauth.E125",
 }
 
 # The ids of before the families, and what became of each.
@@ -352,6 +353,7 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("UPGRADE_RATE_LIMIT", _rate_problem(conf.UPGRADE_RATE_LIMIT)),
         ("TRUSTED_PROXIES", _positive_int(conf.TRUSTED_PROXIES, allow_zero=True)),
         ("PROBE_COOKIE_NAME", _cookie_name_problem(conf.PROBE_COOKIE_NAME)),
+        ("PURGE_SHARDS", _positive_count(conf.PURGE_SHARDS)),
     ]
 
 
