@@ -94,7 +94,11 @@ def purge_anonymous(
     return self.replace(spread)  # type: ignore[no-any-return]
 
 
-@shared_task(name="anonauth.purge_shard")  # type: ignore[untyped-decorator]
+# Acknowledged once done and redelivered when its worker dies, so the chord completes:
+# purging a range again is harmless (what is gone is gone).
+@shared_task(  # type: ignore[untyped-decorator]
+    name="anonauth.purge_shard", acks_late=True, reject_on_worker_lost=True
+)
 def purge_shard(
     after: Any,
     upto: Any,

@@ -238,6 +238,10 @@ class TestShardedTask:
         assert cache.get(LOCK_KEY) is None
 
 
+def test_a_shard_lost_with_its_worker_is_redelivered() -> None:
+    assert (purge_shard.acks_late, purge_shard.reject_on_worker_lost) == (True, True)
+
+
 def test_summing_keeps_blocked_counts_and_caps_ids() -> None:
     def shard(blocked: int, label: str) -> dict[str, Any]:
         ids = list(range(blocked))
