@@ -4,6 +4,7 @@ purging one range, and the Celery chord that purges them all and sums the result
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.test import override_settings
 
-from anonauth import signals
+from anonauth import signals, tasks
 from anonauth.models import Guest
 from anonauth.purge import Shard, purge_guests, split_stale_guests
 from anonauth.tasks import (
@@ -236,6 +237,11 @@ class TestShardedTask:
         assert cache.get(LOCK_KEY) == run.token
         purge_sum([done], 0.0, run.token)
         assert cache.get(LOCK_KEY) is None
+
+
+def test_range_ends_travel_as_json() -> None:
+    key = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert [tasks._key(k) for k in (None, 7, key)] == [None, 7, str(key)]
 
 
 def test_a_shard_lost_with_its_worker_is_redelivered() -> None:
