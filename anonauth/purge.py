@@ -138,7 +138,7 @@ def purge_guests(
     """
     older_than = conf.MAX_AGE if older_than is None else older_than
     size = conf.PURGE_BATCH_SIZE if batch_size is None else batch_size
-    _check_arguments(size, limit)
+    check_arguments(size, limit)
     run = _Run.start(older_than=older_than, dry_run=dry_run, among=guests, shard=shard)
     return run.all_batches(size, limit, progress)
 
@@ -188,7 +188,8 @@ def split_stale_guests(
     return [Shard(after, upto) for after, upto in itertools.pairwise(edges)]
 
 
-def _check_arguments(size: int, limit: int | None) -> None:
+def check_arguments(size: int, limit: int | None) -> None:
+    """Raise ``ValueError`` for a batch size or limit :func:`purge_guests` refuses."""
     if size < 1:
         raise ValueError(f"batch_size must be positive, not {size}.")
     if limit is not None and limit < 0:

@@ -27,7 +27,13 @@ from django.core.cache import cache
 
 from anonauth.checks import short_cutoff_problem
 from anonauth.conf import conf
-from anonauth.purge import MAX_REPORTED_BLOCKED, PurgeResult, Shard, purge_guests
+from anonauth.purge import (
+    MAX_REPORTED_BLOCKED,
+    PurgeResult,
+    Shard,
+    check_arguments,
+    purge_guests,
+)
 from anonauth.purge import split_stale_guests as split
 
 logger = logging.getLogger("anonauth")
@@ -182,7 +188,8 @@ def _ranges(
     if shards == 1 or limit is not None:
         return [Shard()]
     size = conf.PURGE_BATCH_SIZE if batch_size is None else batch_size
-    return split(shards, older_than=cutoff, min_size=max(size, 1))
+    check_arguments(size, limit)  # refused here, not in every shard
+    return split(shards, older_than=cutoff, min_size=size)
 
 
 def _spread(

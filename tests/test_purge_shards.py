@@ -183,6 +183,12 @@ class TestShardedTask:
         summary = purge_anonymous(shards=4)
         assert ("shards" not in summary, summary["purged"]) == (True, 1)
 
+    def test_a_bad_batch_size_is_refused_before_the_split(self) -> None:
+        make_guest()
+        with pytest.raises(ValueError, match="batch_size must be positive, not 0"):
+            purge_anonymous(shards=2, batch_size=0)
+        assert cache.get(LOCK_KEY) is None
+
     def test_bad_shards(self) -> None:
         with pytest.raises(ValueError, match="shards must be positive, not 0"):
             purge_anonymous(shards=0)
