@@ -2,6 +2,7 @@
 # make test  — virtualenv, install, lint, type-check, the whole suite with coverage
 # make bench — the benchmarks, against PostgreSQL (DATABASE_URL, default the local one)
 # make bench-load — bursts of new visitors under gunicorn: anonauth, django-guest-user, none
+# make bench-purge-spread — the purge on 1 and 2 Celery workers vs SQL (STALE=, ROUNDS=)
 # make docs  — the documentation site (Sphinx, warnings are errors) in docs/_build/html
 # make dist  — the sdist and the wheel in dist/, checked by twine
 # make messages — update and compile the translation catalogues in anonauth/locale
@@ -13,7 +14,7 @@ STAMP := $(VENV)/.installed-stamp
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_BENCH_URL ?= redis://127.0.0.1:6379/12
 
-.PHONY: install test lint demo bench bench-load docs dist messages clean
+.PHONY: install test lint demo bench bench-load bench-purge-spread docs dist messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,15 @@ bench-load: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS_BENCH_URL)} \
 		$(BIN)/python -m tests.benchmarks.bench_burst
+
+# Real Celery workers on Redis (broker CELERY_BROKER_URL, lock cache REDIS_URL); opt-in,
+# since a million guests take a while. Creates (and drops) test_<database> and a copy.
+STALE ?= 1000000
+ROUNDS ?= 3
+bench-purge-spread: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS_BENCH_URL)} \
+		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/13} \
+		$(BIN)/python -m tests.benchmarks.bench_purge_spread --stale $(STALE) --rounds $(ROUNDS)
 
 # -E: a fresh environment every time, so -W sees the warnings of every page, not only
 # of the pages changed since the last build. The lifecycle diagram needs Graphviz.

@@ -101,6 +101,7 @@ SETTING_IDS: dict[str, str] = {
     "TRANSFER_RATE_LIMIT": "anonauth.E139",
     "TRANSFER_REDEEM_RATE_LIMIT": "anonauth.E140",
     "TRANSFER_ENDS_FIRST_SESSION": "anonauth.E141",
+    "PURGE_SHARDS": "anonauth.E125",
 }
 
 # The ids of before the families, and what became of each.
@@ -363,6 +364,7 @@ def _setting_problems() -> list[tuple[str, str | None]]:
             "TRANSFER_ENDS_FIRST_SESSION",
             _expect(conf.TRANSFER_ENDS_FIRST_SESSION, bool, "a bool"),
         ),
+        ("PURGE_SHARDS", _positive_count(conf.PURGE_SHARDS)),
     ]
 
 

@@ -172,6 +172,11 @@ class Settings:
         return value
 
     @property
+    def PURGE_SHARDS(self) -> int:
+        value: int = self._get("PURGE_SHARDS", 1)
+        return value
+
+    @property
     def AUDIT(self) -> bool:
         value: bool = self._get("AUDIT", True)
         return value

@@ -31,6 +31,7 @@ collector for each batch: correct, only slower.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Callable, Container, Iterable
@@ -123,6 +124,7 @@ def purge_guests(
     dry_run: bool = False,
     progress: Progress | None = None,
     guests: QuerySet[Guest] | None = None,
+    shard: Shard | None = None,
 ) -> PurgeResult:
     """Delete guests whose ``last_seen`` is older than ``older_than``, with their data.
 
@@ -130,13 +132,14 @@ def purge_guests(
     transaction) to ``ANONAUTH_PURGE_BATCH_SIZE``; ``limit`` caps the guests deleted.
     ``dry_run`` counts and deletes nothing. ``progress(result)`` is called after each
     batch with the running totals; ``guests`` (a ``Guest`` queryset) narrows the purge
-    to the stale ones among them. Sends ``guests_purged(user_ids)`` after each batch
+    to the stale ones among them, ``shard`` (from :func:`split_stale_guests`) to those
+    in its primary-key range. Sends ``guests_purged(user_ids)`` after each batch
     commits.
     """
     older_than = conf.MAX_AGE if older_than is None else older_than
     size = conf.PURGE_BATCH_SIZE if batch_size is None else batch_size
-    _check_arguments(size, limit)
-    run = _Run.start(older_than=older_than, dry_run=dry_run, among=guests)
+    check_arguments(size, limit)
+    run = _Run.start(older_than=older_than, dry_run=dry_run, among=guests, shard=shard)
     return run.all_batches(size, limit, progress)
 
 
@@ -146,7 +149,47 @@ def count_stale_guests(*, older_than: timedelta | None = None) -> int:
     return Guest._base_manager.filter(last_seen__lt=timezone.now() - older_than).count()
 
 
-def _check_arguments(size: int, limit: int | None) -> None:
+@dataclass(frozen=True)
+class Shard:
+    """The guests whose user primary key lies in ``(after, upto]``; ``None`` leaves that
+    end open, so the first and last shards also take guests created since the split."""
+
+    after: Any = None
+    upto: Any = None
+
+    def narrow(self, guests: QuerySet[Guest]) -> QuerySet[Guest]:
+        """``guests`` within this shard's range (a range on the primary key's index)."""
+        if self.after is not None:
+            guests = guests.filter(user_id__gt=self.after)
+        if self.upto is not None:
+            guests = guests.filter(user_id__lte=self.upto)
+        return guests
+
+
+def split_stale_guests(
+    shards: int, *, older_than: timedelta | None = None, min_size: int = 1
+) -> list[Shard]:
+    """Split the stale guests into at most ``shards`` adjacent primary-key ranges of
+    about the same number of guests, each of at least ``min_size`` guests (so a small
+    purge is not spread thin). The ranges never overlap and, together, cover every key:
+    each stale guest is in exactly one. Works for any ordered primary key; one query to
+    count, then one indexed ``OFFSET`` lookup per boundary.
+    """
+    if shards < 1 or min_size < 1:
+        raise ValueError(f"shards and min_size must be positive, not {shards} and {min_size}.")
+    older_than = conf.MAX_AGE if older_than is None else older_than
+    stale = db.guests().filter(last_seen__lt=timezone.now() - older_than)
+    count = stale.count()
+    shards = max(1, min(shards, count // min_size))
+    keys = stale.order_by("user_id").values_list("user_id", flat=True)
+    # A guest deleted meanwhile may leave a boundary missing or repeated: drop those.
+    bounds = [key for i in range(1, shards) for key in keys[count * i // shards - 1 :][:1]]
+    edges = [None, *dict.fromkeys(bounds), None]
+    return [Shard(after, upto) for after, upto in itertools.pairwise(edges)]
+
+
+def check_arguments(size: int, limit: int | None) -> None:
+    """Raise ``ValueError`` for a batch size or limit :func:`purge_guests` refuses."""
     if size < 1:
         raise ValueError(f"batch_size must be positive, not {size}.")
     if limit is not None and limit < 0:
@@ -164,10 +207,16 @@ class _Run:
     cutoff: datetime
     dry_run: bool
     among: QuerySet[Guest] | None = None
+    shard: Shard = Shard()
 
     @classmethod
     def start(
-        cls, *, older_than: timedelta, dry_run: bool, among: QuerySet[Guest] | None = None
+        cls,
+        *,
+        older_than: timedelta,
+        dry_run: bool,
+        among: QuerySet[Guest] | None = None,
+        shard: Shard | None = None,
     ) -> _Run:
         return cls(
             plan=_plan(),
@@ -176,13 +225,14 @@ class _Run:
             cutoff=timezone.now() - older_than,
             dry_run=dry_run,
             among=among,
+            shard=shard or Shard(),
         )
 
     def all_batches(self, size: int, limit: int | None, progress: Progress | None) -> PurgeResult:
         """Purge batch after batch until no stale guest is left or ``limit`` is reached."""
         result = PurgeResult(dry_run=self.dry_run)
         started = time.monotonic()
-        after: Any = None
+        after: Any = self.shard.after
         while limit is None or result.purged < limit:
             wanted = size if limit is None else min(size, limit - result.purged)
             after = self.batch(after, db.max_batch(wanted), result)
@@ -206,7 +256,7 @@ class _Run:
 
     def stale(self) -> QuerySet[Guest]:
         """The stale guests (among those the run was given)."""
-        guests = db.guests().filter(last_seen__lt=self.cutoff)
+        guests = self.shard.narrow(db.guests().filter(last_seen__lt=self.cutoff))
         if self.among is not None:
             guests = guests.filter(pk__in=self.among.order_by().values("pk"))
         return guests

@@ -398,6 +398,8 @@ class TestPurgeSettings:
             ("PURGE_BATCH_SIZE", "100"),
             ("PURGE_LOCK_TIMEOUT", -1),
             ("PURGE_SPARE", 3),
+            ("PURGE_SHARDS", 0),
+            ("PURGE_SHARDS", "4"),
         ],
     )
     def test_bad_values(self, name: str, value: Any) -> None:

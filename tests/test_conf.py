@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "PURGE_SPARE": None,
     "PURGE_BATCH_SIZE": 2000,
     "PURGE_LOCK_TIMEOUT": 600,
+    "PURGE_SHARDS": 1,
     "AUDIT": True,
 }
 
@@ -71,6 +72,7 @@ PROJECT_VALUES: dict[str, Any] = {
     "PURGE_SPARE": "tests.purge_helpers.exists",
     "PURGE_BATCH_SIZE": 10,
     "PURGE_LOCK_TIMEOUT": 60,
+    "PURGE_SHARDS": 4,
     "AUDIT": False,
 }
 

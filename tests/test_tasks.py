@@ -135,10 +135,21 @@ class TestTask:
         assert renewed == [1, 2, 3]
 
 
-def test_the_task_is_registered_under_its_name() -> None:
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("anonauth.purge_anonymous", purge_anonymous),
+        ("anonauth.purge_shard", tasks.purge_shard),
+        ("anonauth.purge_sum", tasks.purge_sum),
+    ],
+)
+def test_the_tasks_are_registered_under_their_names(name: str, task: Any) -> None:
     from tests.celery_app import app
 
-    assert app.tasks["anonauth.purge_anonymous"].run is purge_anonymous.run
+    def function(run: Any) -> Any:
+        return getattr(run, "__func__", run)  # a bound task's run is a bound method
+
+    assert function(app.tasks[name].run) is function(task.run)
 
 
 def _worker_database_url() -> str:
@@ -193,3 +204,20 @@ def test_a_real_worker_purges(worker_queue: str) -> None:
     assert not any(exists(user) for user in stale)
     assert exists(fresh)
     assert Guest.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_purges_in_shards_and_sums_them(worker_queue: str) -> None:
+    from tests.celery_app import app
+
+    stale = [make_guest(items=1) for _ in range(9)]
+    fresh = make_guest(days_ago=1)
+    kwargs = {"batch_size": 2, "shards": 3}
+    result = app.send_task("anonauth.purge_anonymous", kwargs=kwargs, queue=worker_queue)
+    summary = result.get(timeout=WORKER_TIMEOUT)
+    assert (summary["status"], summary["shards"], summary["failed"]) == ("done", 3, [])
+    assert (summary["purged"], summary["batches"]) == (9, 6)  # 3 guests a shard, 2 batches
+    assert summary["deleted"]["testapp.BasketItem"] == 9
+    assert not any(exists(user) for user in stale)
+    assert exists(fresh)
