@@ -97,6 +97,8 @@ SETTING_IDS: dict[str, str] = {
     "UPGRADE_RATE_LIMIT": "anonauth.E122",
     "TRUSTED_PROXIES": "anonauth.E123",
     "PROBE_COOKIE_NAME": "anonauth.E124",
+    "BEFORE_CREATE": "anonauth.E130",
+    "LIVE_GUEST_CAP": "anonauth.E131",
 }
 
 # The ids of before the families, and what became of each.
@@ -352,6 +354,8 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("UPGRADE_RATE_LIMIT", _rate_problem(conf.UPGRADE_RATE_LIMIT)),
         ("TRUSTED_PROXIES", _positive_int(conf.TRUSTED_PROXIES, allow_zero=True)),
         ("PROBE_COOKIE_NAME", _cookie_name_problem(conf.PROBE_COOKIE_NAME)),
+        ("BEFORE_CREATE", _optional_str(conf.BEFORE_CREATE)),
+        ("LIVE_GUEST_CAP", _optional_count(conf.LIVE_GUEST_CAP)),
     ]
 
 
@@ -383,6 +387,10 @@ def _positive_int(value: Any, *, allow_zero: bool = False) -> str | None:
 def _positive_count(value: Any) -> str | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
     return None if ok else "a positive integer"
+
+
+def _optional_count(value: Any) -> str | None:
+    return None if value is None else _positive_count(value)
 
 
 def _max_age_problem() -> str | None:
@@ -503,7 +511,7 @@ def _unknown_label_warnings() -> list[CheckMessage]:
 
 def _import_errors() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE"):
+    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE", "BEFORE_CREATE"):
         path = getattr(conf, name)
         if not isinstance(path, str):
             continue

@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "PURGE_BATCH_SIZE": 2000,
     "PURGE_LOCK_TIMEOUT": 600,
     "AUDIT": True,
+    "BEFORE_CREATE": None,
+    "LIVE_GUEST_CAP": None,
 }
 
 # A project's value for each setting, unlike its default.
@@ -64,6 +66,8 @@ PROJECT_VALUES: dict[str, Any] = {
     "PURGE_BATCH_SIZE": 10,
     "PURGE_LOCK_TIMEOUT": 60,
     "AUDIT": False,
+    "BEFORE_CREATE": "tests.testapp.policy_hooks.refuse_beta",
+    "LIVE_GUEST_CAP": 5,
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))
