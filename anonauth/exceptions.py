@@ -91,7 +91,7 @@ class CreationRefused(GuestRefused):
         self, message: str | Promise = "", code: str | None = None, *, status: int = 403
     ) -> None:
         super().__init__(message, code)
-        self.status = status
+        self.status = status if 400 <= status < 500 else 403  # a refusal is the client's
 
 
 class BeforeCreateFailed(GuestRefused):

@@ -209,3 +209,4 @@ def test_a_hook_refusal_without_a_code_is_403(settings: Any, monkeypatch: Any) -
     settings.ANONAUTH_BEFORE_CREATE = HOOK
     response = Client().post(SIGN_IN)
     assert (response.status_code, response.json()["code"]) == (403, "creation_refused")
+    assert CreationRefused(status=200).status == 403  # never a success or a 5xx
