@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from anonauth import policy, upgrade
-from anonauth.exceptions import CreationRefused
+from anonauth.exceptions import CreationRefused, LiveGuestCapReached
 from anonauth.models import Guest
 from anonauth.test import BROWSER_USER_AGENT
 from tests.testapp import policy_hooks
@@ -126,6 +126,18 @@ class TestLiveGuestCap:
         Guest.objects.order_by("created_at").first().user.delete()  # type: ignore[union-attr]
         assert browser("198.51.100.4").post(SIGN_IN).status_code == 201
         assert browser("198.51.100.5").post(SIGN_IN).status_code == 429
+
+    def test_the_clients_own_racing_guest_is_not_counted(self, settings: Any) -> None:
+        """A concurrent first request of the client that just created a guest goes on
+        to claim that guest (same creation key); the cap must not refuse it first."""
+        settings.ANONAUTH_LIVE_GUEST_CAP = 1
+        browser().post(SIGN_IN)
+        guest = Guest.objects.get()
+        Guest.objects.filter(pk=guest.pk).update(creation_key="c" * 64)
+        assert guest.network_key is not None
+        policy.reserve_network(guest.network_key, "c" * 64)  # its own: admitted
+        with pytest.raises(LiveGuestCapReached):
+            policy.reserve_network(guest.network_key, "d" * 64)
 
     def test_no_address_is_not_capped(self) -> None:
         assert [browser("").post(SIGN_IN).status_code for _ in range(3)] == [201] * 3
