@@ -102,6 +102,8 @@ SETTING_IDS: dict[str, str] = {
     "TRANSFER_REDEEM_RATE_LIMIT": "anonauth.E140",
     "TRANSFER_ENDS_FIRST_SESSION": "anonauth.E141",
     "PURGE_SHARDS": "anonauth.E125",
+    "BEFORE_CREATE": "anonauth.E130",
+    "LIVE_GUEST_CAP": "anonauth.E131",
 }
 
 # The ids of before the families, and what became of each.
@@ -365,6 +367,8 @@ def _setting_problems() -> list[tuple[str, str | None]]:
             _expect(conf.TRANSFER_ENDS_FIRST_SESSION, bool, "a bool"),
         ),
         ("PURGE_SHARDS", _positive_count(conf.PURGE_SHARDS)),
+        ("BEFORE_CREATE", _optional_str(conf.BEFORE_CREATE)),
+        ("LIVE_GUEST_CAP", _optional_count(conf.LIVE_GUEST_CAP)),
     ]
 
 
@@ -396,6 +400,10 @@ def _positive_int(value: Any, *, allow_zero: bool = False) -> str | None:
 def _positive_count(value: Any) -> str | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
     return None if ok else "a positive integer"
+
+
+def _optional_count(value: Any) -> str | None:
+    return None if value is None else _positive_count(value)
 
 
 def _max_age_problem() -> str | None:
@@ -516,7 +524,7 @@ def _unknown_label_warnings() -> list[CheckMessage]:
 
 def _import_errors() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE"):
+    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE", "BEFORE_CREATE"):
         path = getattr(conf, name)
         if not isinstance(path, str):
             continue

@@ -203,5 +203,15 @@ class Settings:
         value: bool = self._get("TRANSFER_ENDS_FIRST_SESSION", False)
         return value
 
+    @property
+    def BEFORE_CREATE(self) -> str | None:
+        value: str | None = self._get("BEFORE_CREATE", None)
+        return value
+
+    @property
+    def LIVE_GUEST_CAP(self) -> int | None:
+        value: int | None = self._get("LIVE_GUEST_CAP", None)
+        return value
+
 
 conf = Settings()

@@ -80,6 +80,35 @@ class GuestUnavailable(GuestRefused):
     default_message = _("A guest could not be created right now; try again later.")
 
 
+class CreationRefused(GuestRefused):
+    """Raised by an ``ANONAUTH_BEFORE_CREATE`` hook to refuse a guest with a ``code`` of
+    its own; the API answers it with ``status`` (a 4xx, 403 by default)."""
+
+    code = "creation_refused"
+    default_message = _("No guest can be created for this request.")
+
+    def __init__(
+        self, message: str | Promise = "", code: str | None = None, *, status: int = 403
+    ) -> None:
+        super().__init__(message, code)
+        self.status = status if 400 <= status < 500 else 403  # a refusal is the client's
+
+
+class BeforeCreateFailed(GuestRefused):
+    """Raised when the ``ANONAUTH_BEFORE_CREATE`` hook raised an unexpected error: no
+    guest is created (the hook fails closed), and the error is logged."""
+
+    code = "before_create_failed"
+    default_message = _("A guest could not be created right now; try again later.")
+
+
+class LiveGuestCapReached(GuestRefused):
+    """Raised when the client's network has ``ANONAUTH_LIVE_GUEST_CAP`` live guests."""
+
+    code = "live_guest_cap"
+    default_message = _("Too many guests are active from this network.")
+
+
 class AlreadyAuthenticated(AnonAuthError):
     """Raised when a registered user asks to sign in as a guest."""
 

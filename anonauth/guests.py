@@ -25,7 +25,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import get_usage
 
-from anonauth import audit, db, sessions, signals, state
+from anonauth import audit, db, policy, sessions, signals, state
 from anonauth.conf import conf
 from anonauth.deletion import Plan
 from anonauth.exceptions import (
@@ -200,6 +200,7 @@ def check_admission(request: HttpRequest, *, lazy: bool) -> None:
         _check_client(request)
     check_rate(request, group=RATE_LIMIT_GROUP, rate=conf.RATE_LIMIT)
     _check_captcha(request)
+    policy.ask_before_create(request)
 
 
 def _check_client(request: HttpRequest) -> None:
@@ -302,12 +303,17 @@ def _create_guest_user(
 
     Returns ``(user, created)``. A username collision is retried with a fresh name.
     """
+    network_key = policy.network_key(request)
     for attempt in range(USERNAME_ATTEMPTS):
         try:
             with db.atomic():
+                policy.reserve_network(network_key, creation_key)
                 user = _insert_user()
                 guest = Guest.objects.using(db.alias()).create(
-                    user_id=user.pk, creation_key=creation_key, session_key=session_key
+                    user_id=user.pk,
+                    creation_key=creation_key,
+                    session_key=session_key,
+                    network_key=network_key,
                 )
                 audit.record(AuditEvent.CREATED)  # in the creation's transaction
         except IntegrityError:

@@ -38,6 +38,11 @@ class Guest(models.Model):
     session_key = models.CharField(
         max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False, db_index=True
     )
+    # A keyed hash of the network the guest was created from (ANONAUTH_LIVE_GUEST_CAP),
+    # never the address; NULL (not "") when the cap is off: no value shared by all rows.
+    network_key = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, editable=False, db_index=True
+    )
 
     class Meta:
         verbose_name = _("guest")

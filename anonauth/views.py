@@ -27,7 +27,13 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from anonauth import guests, link, tokens, transfer, upgrade
-from anonauth.exceptions import AnonAuthError, GuestUnavailable, PasswordInvalid, RateLimited
+from anonauth.exceptions import (
+    AnonAuthError,
+    CreationRefused,
+    GuestUnavailable,
+    PasswordInvalid,
+    RateLimited,
+)
 from anonauth.permissions import IsGuest
 from anonauth.schema import documented
 from anonauth.serializers import (
@@ -61,6 +67,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "email_in_use": status.HTTP_409_CONFLICT,
     "username_in_use": status.HTTP_409_CONFLICT,
     "invalid_transfer_code": status.HTTP_400_BAD_REQUEST,
+    "live_guest_cap": status.HTTP_429_TOO_MANY_REQUESTS,
+    "before_create_failed": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "creation_refused": status.HTTP_403_FORBIDDEN,
 }
 
 
@@ -73,7 +82,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Render anonauth's errors and DRF's own in the ``{"code", "detail"}`` shape."""
     if isinstance(exc, AnonAuthError):
         detail = exc.messages if isinstance(exc, PasswordInvalid) else exc.message
-        error = error_response(exc.code, detail, STATUS_BY_CODE.get(exc.code, 400))
+        if isinstance(exc, CreationRefused):  # the hook's own code and status
+            status_code = exc.status
+        else:
+            status_code = STATUS_BY_CODE.get(exc.code, 400)
+        error = error_response(exc.code, detail, status_code)
         if isinstance(exc, RateLimited):
             error["Retry-After"] = str(exc.retry_after)
         return error
@@ -196,10 +209,10 @@ def signed_in_as(user: Any, request: Request, *, rotate: bool = False) -> dict[s
     },
     errors={
         400: ["captcha_failed"],
-        403: ["disabled", "csrf_failed"],
+        403: ["disabled", "csrf_failed", "creation_refused"],
         409: ["already_authenticated"],
-        429: ["rate_limited"],
-        503: ["unavailable"],
+        429: ["rate_limited", "live_guest_cap"],
+        503: ["unavailable", "before_create_failed"],
     },
 )
 class SignInView(AnonAuthAPIView):

@@ -132,3 +132,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=30),
     },
 }
+
+# At most 50 live guests per network (IPv4 /24, IPv6 /64): past it a visitor browses on
+# anonymously and the page says why (docs/policy.md).
+ANONAUTH_LIVE_GUEST_CAP = 50

@@ -390,6 +390,32 @@ class TestAbuseSettings:
         assert checks.check_settings() == []
 
 
+class TestPolicySettings:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("BEFORE_CREATE", 5),
+            ("LIVE_GUEST_CAP", 0),
+            ("LIVE_GUEST_CAP", "10"),
+            ("LIVE_GUEST_CAP", True),
+        ],
+    )
+    def test_bad_values(self, name: str, value: Any) -> None:
+        with override_settings(**{f"ANONAUTH_{name}": value}):
+            errors = checks.check_settings()
+        assert ids(errors) == [SETTING_IDS[name]]
+
+    @override_settings(ANONAUTH_BEFORE_CREATE="tests.nowhere.hook")
+    def test_hook_must_import(self) -> None:
+        assert ids(checks.check_settings()) == ["anonauth.E150"]
+
+    @override_settings(
+        ANONAUTH_BEFORE_CREATE="tests.testapp.policy_hooks.refuse_beta", ANONAUTH_LIVE_GUEST_CAP=3
+    )
+    def test_good_values(self) -> None:
+        assert checks.check_settings() == []
+
+
 class TestPurgeSettings:
     @pytest.mark.parametrize(
         ("name", "value"),

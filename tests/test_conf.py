@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "PURGE_LOCK_TIMEOUT": 600,
     "PURGE_SHARDS": 1,
     "AUDIT": True,
+    "BEFORE_CREATE": None,
+    "LIVE_GUEST_CAP": None,
 }
 
 # A project's value for each setting, unlike its default.
@@ -74,6 +76,8 @@ PROJECT_VALUES: dict[str, Any] = {
     "PURGE_LOCK_TIMEOUT": 60,
     "PURGE_SHARDS": 4,
     "AUDIT": False,
+    "BEFORE_CREATE": "tests.testapp.policy_hooks.refuse_beta",
+    "LIVE_GUEST_CAP": 5,
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))

@@ -57,6 +57,18 @@ def test_a_refused_visitor_is_told_why(mug: Product) -> None:
     assert not Cart.objects.exists()
 
 
+@override_settings(ANONAUTH_LIVE_GUEST_CAP=1)
+def test_the_live_guest_cap_is_explained(mug: Product) -> None:
+    def add(address: str) -> str:
+        client = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT, REMOTE_ADDR=address)
+        client.cookies["probe"] = "1"
+        return client.post(f"/cart/add/{mug.pk}/", follow=True).content.decode()
+
+    assert "shopping as a guest" in add("198.51.100.1")
+    assert "Too many guests are active from this network." in add("198.51.100.2")
+    assert Guest.objects.count() == 1
+
+
 def test_guests_cannot_check_out(browser: Client, mug: Product) -> None:
     browser.post(f"/cart/add/{mug.pk}/")
     response = browser.post("/checkout/")

@@ -29,7 +29,13 @@ from rest_framework.renderers import JSONRenderer
 
 import anonauth
 from anonauth.conf import conf
-from anonauth.exceptions import AnonAuthError, LinkFailed, PasswordInvalid, UsernameInUse
+from anonauth.exceptions import (
+    AnonAuthError,
+    CreationRefused,
+    LinkFailed,
+    PasswordInvalid,
+    UsernameInUse,
+)
 from anonauth.test import BROWSER_USER_AGENT, guest_client, make_registered_user
 from anonauth.upgrade import check_password
 from anonauth.views import STATUS_BY_CODE, exception_handler
@@ -207,6 +213,16 @@ CASES = {
         "Diese E-Mail-Adresse wird bereits von einem anderen Konto verwendet.",
     ),
     "not_authenticated": Case(not_authenticated, "Anmeldedaten fehlen."),
+    "live_guest_cap": Case(
+        rate_limited,
+        "Aus diesem Netz sind zu viele Gäste aktiv.",
+        {"ANONAUTH_LIVE_GUEST_CAP": 1},
+    ),
+    "before_create_failed": Case(
+        refused_sign_in,
+        "Ein Gast konnte gerade nicht angelegt werden; bitte versuchen Sie es später erneut.",
+        {"ANONAUTH_BEFORE_CREATE": "tests.testapp.policy_hooks.broken"},
+    ),
     "csrf_failed": Case(csrf_failed, "CSRF-Überprüfung fehlgeschlagen: CSRF token missing."),
 }
 
@@ -229,6 +245,7 @@ HANDLER_ONLY: dict[str, Any] = {
     "username_in_use": UsernameInUse,
     "link_failed": LinkFailed,  # tests/test_abuse.py drives it through a failing receiver
     "request_too_large": RequestDataTooBig,  # and this one through an oversized body
+    "creation_refused": CreationRefused,  # an ANONAUTH_BEFORE_CREATE hook's (test_policy)
 }
 
 

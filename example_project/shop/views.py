@@ -31,7 +31,11 @@ def add_to_cart(request: HttpRequest, product_id: int) -> HttpResponse:
     product = get_object_or_404(Product, pk=product_id)
     if not request.user.is_authenticated:
         # An admission gate refused a guest (no cookies, rate limit, ...).
-        messages.error(request, "Please enable cookies to shop without an account.")
+        refusal = request.anonauth.refusal  # type: ignore[attr-defined]
+        if refusal is not None and refusal.code == "live_guest_cap":
+            messages.error(request, str(refusal))  # too many guests from this network
+        else:
+            messages.error(request, "Please enable cookies to shop without an account.")
         return redirect("shop:products")
     cart, _ = Cart.objects.get_or_create(owner=request.user)
     item, created = CartItem.objects.get_or_create(cart=cart, product=product)
