@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.cache import SessionStore as CacheStore
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.contrib.sessions.models import Session
@@ -278,3 +279,15 @@ def test_an_integrity_error_on_the_last_attempt_is_raised() -> None:
     ):
         guests.sign_in_new_guest(creating_request())
     assert not Guest.objects.exists()
+
+
+def test_a_taken_cache_session_key_gives_the_session_another() -> None:
+    with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.cache"):
+        taken = CacheStore()
+        taken.create()
+        with mock.patch.object(
+            sessions, "choose_guest_session_key", return_value=taken.session_key
+        ):
+            response = browser().get("/guest-lean/")
+        guest = Guest.objects.get()
+        assert response.cookies["sessionid"].value == guest.session_key != taken.session_key
