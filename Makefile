@@ -44,7 +44,8 @@ demo: $(STAMP)
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 bench: $(STAMP)
-	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python -m tests.benchmarks
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS_BENCH_URL)} \
+		$(BIN)/python -m tests.benchmarks
 
 # Creates (and drops) <DATABASE_URL's database>_burst_* beside DATABASE_URL's database.
 bench-load: $(STAMP)

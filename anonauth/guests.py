@@ -141,21 +141,24 @@ def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
 def sign_in_new_guest(request: HttpRequest) -> tuple[User, bool]:
     """Create (or claim, in a race) the guest for this request's client and log it in.
 
-    The user, its ``Guest`` row and (database-backed engines) its session are written in
-    one transaction: if the session cannot be inserted, no half-created guest is left.
+    The user, its ``Guest`` row, its session (database-backed engines) and its audit
+    event are written in one transaction: one commit when no transaction is open
+    (no savepoint), and if any of them fails, no half-created guest is left.
     """
-    session_key = sessions.choose_guest_session_key()
     previous_session = request.session
+    sessions.load(previous_session)  # the anonymous session's data, read before BEGIN
+
+    def log_in(user: User, session_key: str) -> None:
+        request.session = previous_session  # a retried attempt starts afresh
+        sessions.start_guest_session(request, user, session_key=session_key)
+
     try:
-        with db.atomic():
-            user, created = _create_guest_user(
-                creation_key=_creation_key(request), session_key=session_key, request=request
-            )
-            sessions.start_guest_session(request, user, session_key=session_key)
+        return _create_guest_user(
+            creation_key=_creation_key(request), request=request, log_in=log_in
+        )
     except BaseException:
         request.session, request.user = previous_session, AnonymousUser()
         raise
-    return user, created
 
 
 def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
@@ -296,40 +299,71 @@ def _check_captcha(request: HttpRequest) -> None:
 # Creation
 
 
-def _create_guest_user(
-    *, creation_key: str | None, request: HttpRequest | None, session_key: str = ""
-) -> tuple[User, bool]:
-    """Insert a guest user; in a race for ``creation_key``, return the winner's.
+# ``log_in(user, session_key)``: what a creation does with its user in its transaction.
+LogIn = Callable[["User", str], None]
 
-    Returns ``(user, created)``. A username collision is retried with a fresh name.
+
+def _create_guest_user(
+    *, creation_key: str | None, request: HttpRequest | None, log_in: LogIn | None = None
+) -> tuple[User, bool]:
+    """Insert a guest user (and ``log_in`` it); in a race for ``creation_key``, return
+    the winner's.
+
+    Returns ``(user, created)``. Each attempt is one transaction:
+    when an insert breaks a unique constraint (the claim's ``creation_key``, or a
+    username or session key that is taken) the whole attempt is rolled back, the winner
+    of the claim is looked up, and otherwise the next attempt draws fresh names.
     """
     network_key = policy.network_key(request)
     for attempt in range(USERNAME_ATTEMPTS):
+        session_key = "" if log_in is None else sessions.choose_guest_session_key()
         try:
+            # Outermost, this is the creation's own transaction (BEGIN, the INSERTs,
+            # COMMIT: no savepoint); inside an open one (ATOMIC_REQUESTS, a caller's
+            # atomic) a savepoint, so a failed attempt rolls back only its own rows.
             with db.atomic():
                 policy.reserve_network(network_key, creation_key)
-                user = _insert_user()
-                guest = Guest.objects.using(db.alias()).create(
-                    user_id=user.pk,
-                    creation_key=creation_key,
-                    session_key=session_key,
-                    network_key=network_key,
-                )
-                audit.record(AuditEvent.CREATED)  # in the creation's transaction
+                user = _insert_guest(creation_key, session_key, network_key)
+                if log_in is not None:
+                    log_in(user, session_key)
+                audit.record(AuditEvent.CREATED)
         except IntegrityError:
             claimed = _claim(creation_key)
             if claimed is not None:
-                return claimed, False
+                return _claimed(claimed, log_in), False
             if attempt == USERNAME_ATTEMPTS - 1:
                 raise
             creation_key = _usable_key(creation_key)
             continue
-        user.anonauth_guest = guest  # type: ignore[attr-defined]
         signals.send_after_commit(
             signals.guest_created, user._meta.model, user=user, request=request
         )
         return user, True
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _insert_guest(creation_key: str | None, session_key: str, network_key: str | None) -> User:
+    """INSERT the user and its ``Guest`` row (naming the session it will get, and the
+    network's keyed hash while the live-guest cap is on)."""
+    user = _insert_user()
+    guest = Guest(
+        user_id=user.pk,
+        creation_key=creation_key,
+        session_key=session_key,
+        network_key=network_key,
+    )
+    guest.save(force_insert=True, using=db.alias())
+    user.anonauth_guest = guest  # type: ignore[attr-defined]
+    return user
+
+
+def _claimed(user: User, log_in: LogIn | None) -> User:
+    """Log in the guest a concurrent request of the same client created (its session in
+    a transaction of its own)."""
+    if log_in is not None:
+        with db.atomic():
+            log_in(user, sessions.choose_guest_session_key())
+    return user
 
 
 def _claim(creation_key: str | None) -> User | None:

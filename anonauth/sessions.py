@@ -40,6 +40,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
+from django.contrib.sessions.backends.cached_db import SessionStore as CachedDbSessionStore
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.core.cache import caches
@@ -152,20 +153,47 @@ def _mark_as_guest(session: SessionBase, user: AbstractBaseUser) -> None:
     session.set_expiry(conf.SESSION_AGE)
 
 
+def load(session: SessionBase) -> None:
+    """Read ``session``'s data now (one SELECT for a stored session, nothing for a new
+    one), so that a creation's transaction holds nothing but its INSERTs."""
+    session.items()
+
+
 def _insert_under(session: SessionBase, user: AbstractBaseUser, session_key: str) -> bool:
     """Insert the guest's session now, under the key the guest row names; return whether
-    it was (not for cookie-stored sessions). If the key was taken after all, the session
-    gets another one and the guest row follows it.
+    it was (not for cookie-stored sessions).
+
+    Database-backed engines get their row INSERTed in the caller's transaction, without
+    the savepoint ``SessionStore.save`` opens: a taken key breaks the primary key, and
+    the creation retries with a new one. Other engines save as usual; should the key be
+    taken there, the session gets another one and the guest row follows it.
     """
     if not session_key:
         return False
     session._session_key = session_key  # validated by SessionBase's setter
+    if isinstance(session, DbSessionStore):
+        _insert_row(session)
+        return True
     try:
         session.save(must_create=True)
     except CreateError:
         session.create()
         db.guests().filter(user_id=user.pk).update(session_key=session.session_key or "")
     return True
+
+
+def _insert_row(session: DbSessionStore) -> None:
+    """One INSERT of ``session``'s row; ``cached_db`` fills its cache once it commits."""
+    data = dict(session.items())
+    row = session.create_model_instance(data)
+    row.save(force_insert=True, using=router.db_for_write(session.model, instance=row))
+    if isinstance(session, CachedDbSessionStore):
+        cache, key, age = (
+            caches[settings.SESSION_CACHE_ALIAS],
+            session.cache_key,
+            session.get_expiry_age(),
+        )
+        db.on_commit(lambda: cache.set(key, data, age))
 
 
 def set_new_session_cookie(request: HttpRequest, response: HttpResponseBase) -> None:

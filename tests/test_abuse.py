@@ -432,17 +432,15 @@ class TestNothingHalfCreated:
     session), contrary to the README."""
 
     def test_a_failing_session_insert_leaves_no_guest(self, browser: Client) -> None:
-        from django.contrib.sessions.backends.db import SessionStore
+        from django.contrib.sessions.models import Session
         from django.db import DatabaseError
+        from django.db.models.signals import pre_save
 
-        real_save = SessionStore.save
+        def failing_insert(sender: Any, **kwargs: Any) -> None:
+            raise DatabaseError("the session table is unavailable")
 
-        def failing_save(self: Any, must_create: bool = False) -> None:
-            if must_create:
-                raise DatabaseError("the session table is unavailable")
-            real_save(self, must_create=must_create)
-
-        with mock.patch.object(SessionStore, "save", failing_save):
+        # The creation INSERTs the session row itself (no SessionStore.save).
+        with connected(pre_save, failing_insert, sender=Session):
             response = browser.get("/guest-fn/")
         assert response.json() == {"id": None, "is_guest": False, "refusal": "unavailable"}
         assert not get_user_model().objects.exists()

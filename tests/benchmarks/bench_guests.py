@@ -6,23 +6,33 @@ configuration runs in its own process (their settings differ): ``guest`` with an
 (``tests.settings_bench``), ``plain`` without it (``tests.settings_bench_plain``); both
 serve the same view body at ``/page/`` through the full handler of the test ``Client``
 with database sessions. Both processes stay up, each on its own test database, and the
-parent asks them in turn for ``ROUNDS`` timed rounds (alternating which goes first); the
-target applies to the median of the rounds' ratios, since a round's two sides ran under
-the same load from other processes. Exits 1 when a target is missed.
+parent asks them in turn for ``ROUNDS`` timed rounds (alternating which goes first), and
+judges the rounds' ratios by their spread (:func:`tests.benchmarks.common.judge`): a
+round's two sides ran under the same load from other processes. Exits 1 when a query
+count is over its target or the time ratio FAILs (its whole interquartile range above).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from tests.benchmarks.common import benchmark_database, median_seconds, report, setup_django
+from tests.benchmarks.common import (
+    FAIL,
+    PASS,
+    Side,
+    alternate,
+    benchmark_database,
+    judge,
+    ratios,
+    report,
+    serve_rounds,
+    setup_django,
+    spread,
+)
 
 PAGE = "/page/"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
@@ -50,18 +60,7 @@ def serve(kind: str) -> None:
     test_name = f"test_{connection.settings_dict['NAME']}_bench_{kind}"
     connection.settings_dict["TEST"]["NAME"] = test_name  # the two processes run together
     with benchmark_database():
-        measured = measure_guest() if kind == "guest" else measure_plain()
-        timed = measured.pop("timed")
-        send(measured)
-        for line in sys.stdin:
-            command, _, argument = line.partition(" ")
-            if command != "time":
-                break
-            send(median_seconds(timed, repeat=int(argument), warmup=WARMUP))
-
-
-def send(value: Any) -> None:
-    print(json.dumps(value), flush=True)
+        serve_rounds(measure_guest if kind == "guest" else measure_plain, warmup=WARMUP)
 
 
 def measure_plain() -> dict[str, Any]:
@@ -138,39 +137,6 @@ def queries_of(func: Callable[[], Any]) -> list[str]:
     return [query["sql"] for query in context.captured_queries]
 
 
-class Child:
-    """A measuring process: its query counts, and timed rounds on request."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.benchmarks.bench_guests", kind],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.counts: dict[str, Any] = self.receive()
-        self.rounds: list[float] = []
-
-    def receive(self) -> Any:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise SystemExit(f"the {self.kind} process exited early")
-        return json.loads(line)
-
-    def time_round(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"time {REPEAT}\n")
-        self.process.stdin.flush()
-        self.rounds.append(self.receive())
-
-    def stop(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()  # ends the loop; the test database is dropped
-        self.process.wait(timeout=60)
-
-
 # The report
 
 
@@ -182,7 +148,7 @@ def shorten(sql: str, width: int = 110) -> str:
 
 
 def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
+    return PASS if ok else FAIL
 
 
 def print_queries(label: str, statements: list[str], limit: int) -> bool:
@@ -197,40 +163,37 @@ def print_queries(label: str, statements: list[str], limit: int) -> bool:
     return ok
 
 
-def print_report(guest: Child, plain: Child) -> bool:
-    ratio = statistics.median(g / p for g, p in zip(guest.rounds, plain.rounds, strict=True))
-    plain_queries = len(plain.counts["request"])
+def print_report(guest: Side, plain: Side, times: dict[str, list[float]]) -> bool:
+    plain_queries = len(plain.facts["request"])
     results = [
-        print_queries("registered user, anonauth not installed", plain.counts["request"], 2),
-        print_queries("existing guest, guest_allowed view", guest.counts["request"], plain_queries),
+        print_queries("registered user, anonauth not installed", plain.facts["request"], 2),
+        print_queries("existing guest, guest_allowed view", guest.facts["request"], plain_queries),
     ]
-    for label, child in (
-        ("registered user, anonauth not installed", plain),
-        ("existing guest, guest_allowed view", guest),
+    for label, kind in (
+        ("registered user, anonauth not installed", "plain"),
+        ("existing guest, guest_allowed view", "guest"),
     ):
-        report(f"{label}: median", f"{statistics.median(child.rounds) * 1e3:.3f} ms")
-    results.append(ratio <= MAX_TIME_RATIO)
-    report(
-        f"time ratio guest / plain (median of {ROUNDS} rounds' ratios)",
-        f"{ratio:.3f} (target <= {MAX_TIME_RATIO}) {verdict(ratio <= MAX_TIME_RATIO)}",
-    )
-    report(
-        "  rounds' ratios",
-        ", ".join(f"{g / p:.3f}" for g, p in zip(guest.rounds, plain.rounds, strict=True)),
+        report(f"{label}: ms", spread([t * 1e3 for t in times[kind]]))
+    results.append(
+        judge(
+            "time ratio guest / plain, per round",
+            ratios(times["guest"], times["plain"]),
+            at_most=MAX_TIME_RATIO,
+        )
     )
     results += [
         print_queries(
             "create a guest: fresh browser, CSRF cookie",
-            guest.counts["creation"],
+            guest.facts["creation"],
             MAX_CREATION_QUERIES,
         ),
         print_queries(
             "create a guest: browser with an anonymous session",
-            guest.counts["creation_with_session"],
+            guest.facts["creation_with_session"],
             MAX_CREATION_QUERIES,
         ),
-        print_queries("crawler on a guest_allowed view", guest.counts["crawler"], 0),
-        print_queries("cookieless client on a guest_allowed view", guest.counts["cookieless"], 0),
+        print_queries("crawler on a guest_allowed view", guest.facts["crawler"], 0),
+        print_queries("cookieless client on a guest_allowed view", guest.facts["cookieless"], 0),
     ]
     return all(results)
 
@@ -239,18 +202,22 @@ def main() -> int:
     if len(sys.argv) > 1:
         serve(sys.argv[1])
         return 0
-    plain = Child("plain")
+    plain = Side("tests.benchmarks.bench_guests", "plain")
     try:
-        guest = Child("guest")
+        guest = Side("tests.benchmarks.bench_guests", "guest")
         try:
-            for number in range(ROUNDS):
-                for child in (plain, guest) if number % 2 else (guest, plain):
-                    child.time_round()
+            times = alternate(
+                {
+                    "guest": lambda: guest.time_round(REPEAT),
+                    "plain": lambda: plain.time_round(REPEAT),
+                },
+                ROUNDS,
+            )
         finally:
             guest.stop()
     finally:
         plain.stop()
-    return 0 if print_report(guest, plain) else 1
+    return 0 if print_report(guest, plain, times) else 1
 
 
 if __name__ == "__main__":

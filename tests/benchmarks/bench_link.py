@@ -6,7 +6,8 @@ teams it is a fan of (automatic M2M table) and memberships (explicit through mod
 a ``UniqueConstraint``), 2,000 rows each; the account owns some of the same, so
 conflicts are resolved too. The same link with 10 times fewer rows shows that the
 number of queries depends on the relations, not the rows. Exits 1 when a target is
-missed (under a second for 10,000 rows; queries independent of the row count).
+missed (under a second for 10,000 rows, judged over ``ROUNDS`` links by the spread;
+queries independent of the row count).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import sys
 import time
 from typing import Any
 
-from tests.benchmarks.common import benchmark_database, report, setup_django
+from tests.benchmarks.common import benchmark_database, judge, report, setup_django
 
 TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT)\b", re.I)
 MAX_SECONDS = 1.0
+ROUNDS = 5
 
 
 def populate(per_relation: int) -> tuple[Any, Any]:
@@ -66,7 +68,8 @@ def main() -> int:
     with benchmark_database():
         relations = len(relations_to_reassign())
         small_queries, small_time, _ = link_once(200)
-        queries, elapsed, result = link_once(2_000)
+        runs = [link_once(2_000) for _ in range(ROUNDS)]
+        queries, elapsed, result = runs[-1]
     rows = sum(result.moved.values()) + sum(result.dropped.values())
     report("relations to the user model reassigned", str(relations))
     report(
@@ -75,9 +78,10 @@ def main() -> int:
     )
     report("link of 1,000 rows: queries, time", f"{small_queries}, {small_time * 1000:.0f} ms")
     report("link of 10,000 rows: queries, time", f"{queries}, {elapsed * 1000:.0f} ms")
-    ok_time = elapsed < MAX_SECONDS
-    ok_queries = queries == small_queries
-    report("time under 1 s", "PASS" if ok_time else "FAIL")
+    ok_time = judge(
+        f"link of 10,000 rows, {ROUNDS} rounds: s", [r[1] for r in runs], at_most=MAX_SECONDS
+    )
+    ok_queries = all(r[0] == small_queries for r in runs)
     report("queries independent of the rows", "PASS" if ok_queries else "FAIL")
     print(f"  moved: {result.moved}\n  dropped: {result.dropped}\n  rows: {rows}")
     return 0 if ok_time and ok_queries else 1
