@@ -1,4 +1,4 @@
-"""View decorators: ``guest_allowed`` and ``registered_user_required``."""
+"""View decorators: ``guest_allowed``, ``guest_required`` and ``registered_user_required``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from urllib.parse import urlencode, urlsplit
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -145,3 +146,59 @@ def _come_back_to(request: HttpRequest) -> str | None:
         return None
     parts = urlsplit(referer)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def guest_required(view: V) -> V:
+    """Let only guests in (django-guest-user's ``guest_only``, django-lazysignup's
+    ``require_lazy_user``).
+
+    The view is also :func:`guest_allowed`, so a visitor without an account gets a
+    guest first. Registered users are sent to ``LOGIN_REDIRECT_URL`` (they already
+    have an account); a visitor an admission gate refused gets a 403. DRF views answer
+    403 through the ``IsGuest`` permission.
+    """
+    drf_class = _drf_view_class(view)
+    if drf_class is not None:
+        from anonauth.permissions import IsGuest
+
+        drf_class.permission_classes = [*drf_class.permission_classes, IsGuest]
+        return guest_allowed(view)
+    if isinstance(view, type):
+        is_async = bool(getattr(view, "view_is_async", False))
+        view.dispatch = _require_guest(view.dispatch, method=True, is_async=is_async)  # type: ignore[attr-defined]
+        return guest_allowed(view)
+    return guest_allowed(_require_guest(view))  # type: ignore[return-value]
+
+
+def _require_guest(
+    func: Callable[..., Any], *, method: bool = False, is_async: bool | None = None
+) -> Callable[..., Any]:
+    if is_async if is_async is not None else iscoroutinefunction(func):
+        return _arequire_guest(func, method=method)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        request: HttpRequest = args[1] if method else args[0]
+        if is_guest(request.user):
+            return func(*args, **kwargs)
+        return _not_a_guest(request.user)
+
+    return wrapper
+
+
+def _arequire_guest(func: Callable[..., Any], *, method: bool) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        request: HttpRequest = args[1] if method else args[0]
+        user = await request.auser()
+        if await ais_guest(user):
+            return await func(*args, **kwargs)
+        return _not_a_guest(user)
+
+    return wrapper
+
+
+def _not_a_guest(user: Any) -> HttpResponse:
+    if user.is_authenticated:
+        return HttpResponseRedirect(resolve_url(settings.LOGIN_REDIRECT_URL))
+    raise PermissionDenied

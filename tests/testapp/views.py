@@ -12,8 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from anonauth import state
-from anonauth.decorators import guest_allowed, registered_user_required
+from anonauth.decorators import guest_allowed, guest_required, registered_user_required
 from anonauth.guests import ensure_guest, is_guest
+from anonauth.mixins import GuestAllowedMixin, GuestRequiredMixin, RegisteredUserRequiredMixin
 
 
 def describe(request: HttpRequest) -> JsonResponse:
@@ -139,3 +140,33 @@ def ensure_and_write(request: HttpRequest) -> HttpResponse:
     ensure_guest(request)
     request.session["written_by_the_view"] = True
     return HttpResponse("written")
+
+
+@guest_required
+def guest_only_fn(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("guests only")
+
+
+@guest_required
+async def guest_only_async(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("guests only")
+
+
+class GuestOnlyCBV(GuestRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("guests only")
+
+
+class GuestOnlyDRF(GuestRequiredMixin, APIView):
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+class GuestAllowedCBV(GuestAllowedMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("guest" if is_guest(request.user) else "anonymous")
+
+
+class RegisteredMixinCBV(RegisteredUserRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("members only")
