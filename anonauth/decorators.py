@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -101,28 +101,50 @@ def _drf_view_class(view: Any) -> Any:
 def _require_registered(
     func: Callable[..., Any], *, method: bool = False, is_async: bool | None = None
 ) -> Callable[..., Any]:
+    return _gate(
+        func,
+        method=method,
+        is_async=is_async,
+        admits=lambda user: user.is_authenticated and not is_guest(user),
+        aadmits=_aregistered,
+        refuse=lambda request, user: _turn_away(request),
+    )
+
+
+async def _aregistered(user: Any) -> bool:
+    return bool(user.is_authenticated) and not await ais_guest(user)
+
+
+def _gate(
+    func: Callable[..., Any],
+    *,
+    method: bool,
+    is_async: bool | None,
+    admits: Callable[[Any], bool],
+    aadmits: Callable[[Any], Awaitable[bool]],
+    refuse: Callable[[HttpRequest, Any], HttpResponse],
+) -> Callable[..., Any]:
+    """Wrap a view (``method``: a view method, the request second) so that it runs for the
+    users ``admits`` (``aadmits`` in an async view) and answers ``refuse`` otherwise."""
     if is_async if is_async is not None else iscoroutinefunction(func):
-        return _arequire_registered(func, method=method)
+
+        @functools.wraps(func)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            request: HttpRequest = args[1] if method else args[0]
+            user = await request.auser()
+            if await aadmits(user):
+                return await func(*args, **kwargs)
+            return refuse(request, user)
+
+        return awrapper
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         request: HttpRequest = args[1] if method else args[0]
         user = request.user
-        if user.is_authenticated and not is_guest(user):
+        if admits(user):
             return func(*args, **kwargs)
-        return _turn_away(request)
-
-    return wrapper
-
-
-def _arequire_registered(func: Callable[..., Any], *, method: bool) -> Callable[..., Any]:
-    @functools.wraps(func)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        request: HttpRequest = args[1] if method else args[0]
-        user = await request.auser()
-        if user.is_authenticated and not await ais_guest(user):
-            return await func(*args, **kwargs)
-        return _turn_away(request)
+        return refuse(request, user)
 
     return wrapper
 
@@ -173,29 +195,14 @@ def guest_required(view: V) -> V:
 def _require_guest(
     func: Callable[..., Any], *, method: bool = False, is_async: bool | None = None
 ) -> Callable[..., Any]:
-    if is_async if is_async is not None else iscoroutinefunction(func):
-        return _arequire_guest(func, method=method)
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        request: HttpRequest = args[1] if method else args[0]
-        if is_guest(request.user):
-            return func(*args, **kwargs)
-        return _not_a_guest(request.user)
-
-    return wrapper
-
-
-def _arequire_guest(func: Callable[..., Any], *, method: bool) -> Callable[..., Any]:
-    @functools.wraps(func)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        request: HttpRequest = args[1] if method else args[0]
-        user = await request.auser()
-        if await ais_guest(user):
-            return await func(*args, **kwargs)
-        return _not_a_guest(user)
-
-    return wrapper
+    return _gate(
+        func,
+        method=method,
+        is_async=is_async,
+        admits=is_guest,
+        aadmits=ais_guest,
+        refuse=lambda request, user: _not_a_guest(user),
+    )
 
 
 def _not_a_guest(user: Any) -> HttpResponse:
