@@ -171,7 +171,7 @@ def _come_back_to(request: HttpRequest) -> str | None:
 
 
 def guest_required(view: V) -> V:
-    """Let only guests in (django-guest-user's ``guest_only``, django-lazysignup's
+    """Let only guests in (django-guest-user's ``guest_user_required``, django-lazysignup's
     ``require_lazy_user``).
 
     The view is also :func:`guest_allowed`, so a visitor without an account gets a

@@ -3,13 +3,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
 
 from anonauth.models import Guest
+from anonauth.test import BROWSER_USER_AGENT
 
 pytestmark = pytest.mark.django_db
 
-GUEST_ONLY_PAGES = ["/guest-only-fn/", "/guest-only-async/", "/guest-only-cbv/"]
+GUEST_ONLY_PAGES = [
+    "/guest-only-fn/",
+    "/guest-only-async/",
+    "/guest-only-cbv/",
+    "/guest-only-async-cbv/",
+]
 
 
 @pytest.mark.parametrize("url", GUEST_ONLY_PAGES)
@@ -30,6 +37,31 @@ class TestGuestRequiredPages:
         response = Client().get(url)  # no cookie: the lazy path refuses
         assert response.status_code == 403
         assert Guest.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["/guest-only-async/", "/guest-only-async-cbv/"])
+class TestGuestRequiredOnTheAsyncStack:
+    """The async function view and the async class-based view through the ASGI handler."""
+
+    def test_visitor_becomes_a_guest_and_stays_one(self, url: str) -> None:
+        async_to_sync(self.visit_twice)(url)
+        assert Guest.objects.count() == 1
+
+    def test_registered_user_is_sent_to_login_redirect(self, url: str, member: Any) -> None:
+        client = AsyncClient()
+        client.force_login(member)
+        response = async_to_sync(client.get)(url)
+        assert response.status_code == 302
+        assert response["Location"] == "/accounts/profile/"
+        assert Guest.objects.count() == 0
+
+    async def visit_twice(self, url: str) -> None:
+        client = AsyncClient()
+        client.cookies["seen"] = "1"
+        for _ in range(2):
+            response = await client.get(url, headers={"user-agent": BROWSER_USER_AGENT})
+            assert response.status_code == 200
+            assert response.content == b"guests only"
 
 
 class TestGuestRequiredDrf:

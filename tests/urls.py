@@ -30,6 +30,7 @@ urlpatterns = [
     path("guest-only-fn/", views.guest_only_fn, name="guest-only-fn"),
     path("guest-only-async/", views.guest_only_async, name="guest-only-async"),
     path("guest-only-cbv/", views.GuestOnlyCBV.as_view(), name="guest-only-cbv"),
+    path("guest-only-async-cbv/", views.GuestOnlyAsyncCBV.as_view(), name="guest-only-async-cbv"),
     path("guest-only-drf/", views.GuestOnlyDRF.as_view(), name="guest-only-drf"),
     path("guest-allowed-mixin/", views.GuestAllowedCBV.as_view(), name="guest-allowed-mixin"),
     path("registered-mixin/", views.RegisteredMixinCBV.as_view(), name="registered-mixin"),

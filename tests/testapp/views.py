@@ -157,6 +157,11 @@ class GuestOnlyCBV(GuestRequiredMixin, View):
         return HttpResponse("guests only")
 
 
+class GuestOnlyAsyncCBV(GuestRequiredMixin, View):
+    async def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("guests only")
+
+
 class GuestOnlyDRF(GuestRequiredMixin, APIView):
     def get(self, request: Request) -> Response:
         return Response({"ok": True})
