@@ -44,6 +44,17 @@ class SignInSerializer(serializers.Serializer[Any]):
     token = serializers.CharField(required=False)
 
 
+class TextField(serializers.CharField):
+    """A ``CharField`` that takes text only: DRF's turns a number into its digits, so
+    ``"password": 84216973501`` was a password, while the schema says ``string``. A
+    number, boolean, list or object answers 400 ``invalid`` like any other bad field."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 # ``min_length=1`` on the request fields: a blank one is refused anyway (``allow_blank``
 # is false), this documents it as ``minLength: 1`` whatever the project's drf-spectacular
 # settings (it adds that for ``allow_blank`` only with ``COMPONENT_SPLIT_REQUEST`` or
@@ -54,8 +65,8 @@ class UpgradeSerializer(serializers.Serializer[Any]):
     """The upgrade request. The email's format is checked by ``upgrade_guest``
     (code ``invalid_email``), so it is a plain string here."""
 
-    email = serializers.CharField(min_length=1, max_length=320)
-    password = serializers.CharField(trim_whitespace=False, min_length=1, max_length=4096)
+    email = TextField(min_length=1, max_length=320)
+    password = TextField(trim_whitespace=False, min_length=1, max_length=4096)
 
 
 class SessionSerializer(serializers.Serializer[Any]):
@@ -72,8 +83,8 @@ class UpgradeResultSerializer(SignInSerializer):
 class LinkSerializer(serializers.Serializer[Any]):
     """The link request: an existing account's login (username or email) and password."""
 
-    login = serializers.CharField(min_length=1, max_length=254)
-    password = serializers.CharField(min_length=1, max_length=4096, trim_whitespace=False)
+    login = TextField(min_length=1, max_length=254)
+    password = TextField(min_length=1, max_length=4096, trim_whitespace=False)
 
 
 class LinkResultSerializer(SignInSerializer):
@@ -96,4 +107,4 @@ class TransferCodeSerializer(serializers.Serializer[Any]):
 class TransferRedeemSerializer(serializers.Serializer[Any]):
     """The redeem request: the code as typed (any case; spaces and dashes ignored)."""
 
-    code = serializers.CharField(min_length=1, max_length=32)
+    code = TextField(min_length=1, max_length=32)
