@@ -249,23 +249,28 @@ def _preamble() -> str:
 
 def _user_parts(user: Any, serializers: Serializers, chunk_size: int) -> Iterator[str]:
     """``"user": …, "guest": …, "relations": {…}`` (no braces around): first the
-    header, then each relation's rows one by one."""
-    guest = db.guests().filter(pk=user.pk).values("created_at", "last_seen").first()
+    header, then each relation's rows one by one.
+
+    Rows are looked up by the primary key read first: a link or a deletion of the user
+    during the export clears ``user.pk`` on that instance, and the export goes on.
+    """
+    user_id = user.pk
+    guest = db.guests().filter(pk=user_id).values("created_at", "last_seen").first()
     header = f'"user": {_encode(serializers.user(user))},\n"guest": {_encode(guest)},\n'
     yield header + '"relations": {'
     separator = "\n"
     for relation in exported_relations():
         yield separator + _encode(relation.label) + ": ["
-        yield from _rows(relation, user, serializers, chunk_size)
+        yield from _rows(relation, user_id, serializers, chunk_size)
         separator = ",\n"
     yield "\n}"
 
 
 def _rows(
-    relation: Relation, user: Any, serializers: Serializers, chunk_size: int
+    relation: Relation, user_id: Any, serializers: Serializers, chunk_size: int
 ) -> Iterator[str]:
     separator = "\n"
-    for row in serializers.rows(relation.rows(user).order_by("pk"), chunk_size):
+    for row in serializers.rows(relation.rows(user_id).order_by("pk"), chunk_size):
         yield separator + _encode(row)
         separator = ",\n"
     yield "]" if separator == "\n" else "\n]"

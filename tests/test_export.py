@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tracemalloc
 import warnings
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,7 +28,7 @@ from django.test import AsyncClient, Client, override_settings
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 
-from anonauth import export
+from anonauth import export, link
 from anonauth.admin import GuestAdmin
 from anonauth.guests import create_guest
 from anonauth.models import Guest
@@ -276,6 +278,28 @@ class TestStreaming:
         Note.objects.all().delete()
         found = json.loads(first + "".join(chunks))
         assert found["relations"]["linkapp.Note.author"] == []
+
+    def test_a_link_mid_stream_leaves_a_valid_document(self, guest: Any, member: Any) -> None:
+        """The guest signs into its account while its export streams: the rows moved
+        with it are the account's now, and the document still closes."""
+        Note.objects.create(author=guest, text="moved")
+        guest_id = guest.pk
+        chunks = export.export_user(guest)
+        first = next(chunks)
+        link.link_guest(guest, member)  # deletes the guest: guest.pk is None now
+        found = json.loads(first + "".join(chunks))
+        assert found["user"]["id"] == guest_id
+        assert found["relations"]["linkapp.Note.author"] == []
+        assert Note.objects.get().author == member
+
+    def test_chunks_join_pieces_up_to_the_size(self) -> None:
+        assert list(export._chunked([["ab", "cd"], ["e"]], size=2)) == ["ab", "cd", "e"]
+        assert list(export._chunked([["ab", "cd"]], size=2)) == ["ab", "cd"]
+
+    def test_the_filename_is_safe_in_a_header(self) -> None:
+        name = export.filename(SimpleNamespace(pk='7"; evil\r\nX: y'))
+        assert re.fullmatch(r"data-export-7-evil-X-y-\d{4}-\d{2}-\d{2}\.json", name), name
+        assert re.fullmatch(r"data-export-\d{4}-\d{2}-\d{2}\.json", export.filename())
 
     def test_closing_the_stream_ends_the_generator(self, guest: Any) -> None:
         stream = export.ExportStream(export.export_user(guest), "user")
