@@ -120,7 +120,7 @@ class ExportEncoder(DjangoJSONEncoder):
         if isinstance(o, bytes | memoryview):
             return base64.b64encode(bytes(o)).decode("ascii")
         if isinstance(o, FieldFile):
-            return o.name or None
+            return o.name  # as stored: what the default rows, read as tuples, hold too
         try:
             return super().default(o)
         except TypeError:

@@ -144,7 +144,7 @@ class TestRows:
         file = FieldFile(None, FileField(), "uploads/cv.pdf")
         empty = FieldFile(None, FileField(), "")
         encoded = export.ExportEncoder().encode([file, empty, b"\x00\xff", memoryview(b"ab"), 1j])
-        assert json.loads(encoded) == ["uploads/cv.pdf", None, "AP8=", "YWI=", "1j"]
+        assert json.loads(encoded) == ["uploads/cv.pdf", "", "AP8=", "YWI=", "1j"]
 
 
 class TestHeader:
