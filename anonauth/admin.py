@@ -3,14 +3,15 @@ chart, and a guest filter and column for the user model's own admin."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
@@ -20,10 +21,12 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from anonauth import audit, guests
+from anonauth import audit, db, export, guests
 from anonauth.conf import conf
 from anonauth.models import AuditEvent, Guest
 from anonauth.purge import purge_guests
+
+logger = logging.getLogger("anonauth")
 
 
 class StaleFilter(admin.SimpleListFilter):
@@ -65,7 +68,7 @@ class GuestAdmin(_ModelAdmin):
     ordering = ["-last_seen"]
     readonly_fields = ["user", "created_at", "last_seen"]
     fields = ["user", "created_at", "last_seen"]
-    actions = ["purge_selected"]
+    actions = ["purge_selected", "export_selected"]
 
     @admin.display(description=_("created"), ordering="created_at")
     def created(self, guest: Guest) -> str:
@@ -120,6 +123,25 @@ class GuestAdmin(_ModelAdmin):
                 % {"count": result.blocked, "relations": kept},
                 messages.WARNING,
             )
+
+    @admin.action(description=_("Export data"), permissions=["export"])
+    def export_selected(
+        self, request: HttpRequest, queryset: QuerySet[Guest]
+    ) -> StreamingHttpResponse:
+        """Stream the selected guests' data exports as one JSON document."""
+        user_ids = list(queryset.order_by("pk").values_list("pk", flat=True))
+        logger.info("anonauth: staff user %s exports %d guests", request.user.pk, len(user_ids))
+        users = (user for pk in user_ids if (user := db.users().filter(pk=pk).first()))
+        stream = export.ExportStream(export.export_users(users), f"{len(user_ids)} guests")
+        return export.streaming_response(request, stream, export.filename())
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """Staff who may view (or change) users: the export shows all of a user's data."""
+        opts = get_user_model()._meta
+        return any(
+            request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+            for action in ("view", "change")
+        )
 
     def get_urls(self) -> list[URLPattern]:
         activity = self.admin_site.admin_view(self.activity_view)

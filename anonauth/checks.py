@@ -104,6 +104,8 @@ SETTING_IDS: dict[str, str] = {
     "PURGE_SHARDS": "anonauth.E125",
     "BEFORE_CREATE": "anonauth.E130",
     "LIVE_GUEST_CAP": "anonauth.E131",
+    "EXPORT_SERIALIZERS": "anonauth.E129",
+    "EXPORT_RATE_LIMIT": "anonauth.E132",
 }
 
 # The ids of before the families, and what became of each.
@@ -369,6 +371,8 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("PURGE_SHARDS", _positive_count(conf.PURGE_SHARDS)),
         ("BEFORE_CREATE", _optional_str(conf.BEFORE_CREATE)),
         ("LIVE_GUEST_CAP", _optional_count(conf.LIVE_GUEST_CAP)),
+        ("EXPORT_SERIALIZERS", _export_serializers_problem(conf.EXPORT_SERIALIZERS)),
+        ("EXPORT_RATE_LIMIT", _rate_problem(conf.EXPORT_RATE_LIMIT)),
     ]
 
 
@@ -480,6 +484,27 @@ def _conflicts_problem(value: Any) -> str | None:
     bad = [policy for policy in value.values() if policy not in CONFLICT_POLICIES]
     if bad:
         return f"a dict of label to one of {', '.join(CONFLICT_POLICIES)} (not {bad[0]!r})"
+    return None
+
+
+def _export_serializers_problem(value: Any) -> str | None:
+    """A dict of model label to the dotted path of a callable or a DRF serializer."""
+    shape = 'a dict of model label ("app_label.ModelName") to a dotted path'
+    if not isinstance(value, Mapping):
+        return shape
+    for label, path in value.items():
+        if not (isinstance(label, str) and isinstance(path, str)):
+            return f"{shape} (not {label!r}: {path!r})"
+        try:
+            apps.get_model(label)
+        except (LookupError, ValueError):
+            return f"{shape} ({label!r} is no model)"
+        try:
+            target = import_string(path)
+        except ImportError as error:
+            return f"{shape} that imports ({path!r} does not: {error})"
+        if not callable(target):
+            return f"{shape} of a callable or a serializer class ({path!r} is neither)"
     return None
 
 

@@ -213,5 +213,17 @@ class Settings:
         value: int | None = self._get("LIVE_GUEST_CAP", None)
         return value
 
+    # Data export (anonauth.export)
+
+    @property
+    def EXPORT_SERIALIZERS(self) -> Mapping[str, str]:
+        value: Mapping[str, str] = self._get("EXPORT_SERIALIZERS", {})
+        return value
+
+    @property
+    def EXPORT_RATE_LIMIT(self) -> str | None:
+        value: str | None = self._get("EXPORT_RATE_LIMIT", "10/h")
+        return value
+
 
 conf = Settings()

@@ -17,4 +17,5 @@ urlpatterns = [
     path("transfer/", views.TransferView.as_view(), name="transfer"),
     path("transfer/redeem/", views.TransferRedeemView.as_view(), name="transfer-redeem"),
     path("transfer/enter/", views.TransferEnterView.as_view(), name="transfer-enter"),
+    path("export/", views.ExportView.as_view(), name="export"),
 ]

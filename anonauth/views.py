@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import guests, link, tokens, transfer, upgrade
+from anonauth import export, guests, link, tokens, transfer, upgrade
 from anonauth.exceptions import (
     AnonAuthError,
     CreationRefused,
@@ -410,3 +410,28 @@ class TransferEnterView(View):
     ) -> HttpResponse:
         context = {"code": code, "error": error}
         return render(request, self.template_name, context, status=status)
+
+
+@documented(
+    summary="Download every row of the signed-in user's data, as one JSON document",
+    description="For guests and registered users alike (GDPR articles 15 and 20): the user "
+    "(without its password hash), its guest facts (`null` for a registered user), and, per "
+    "relation to the user model, every row pointing at it (minus `ANONAUTH_LINK_EXCLUDE` "
+    "and framework tables). Streamed as an attachment; an error after the first bytes "
+    "cuts the document short (invalid JSON): a client must parse it whole before trusting "
+    "it.",
+    responses={200: (export.DOCUMENT_SCHEMA, "The export (`Content-Disposition: attachment`).")},
+    errors={
+        401: ["not_authenticated"],
+        429: ["rate_limited"],
+        503: ["unavailable"],
+    },
+)
+class ExportView(AnonAuthAPIView):
+    """GET: the signed-in user's data export, streamed (``anonauth.export``)."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> StreamingHttpResponse:
+        stream = export.export_for_request(request._request)
+        return export.streaming_response(request._request, stream, export.filename(request.user))

@@ -136,3 +136,6 @@ CELERY_BEAT_SCHEDULE = {
 # At most 50 live guests per network (IPv4 /24, IPv6 /64): past it a visitor browses on
 # anonymously and the page says why (docs/policy.md).
 ANONAUTH_LIVE_GUEST_CAP = 50
+
+# "Download my data" (GET auth/anonymous/export/): the cart with its items, not only its id.
+ANONAUTH_EXPORT_SERIALIZERS = {"shop.Cart": "example_project.shop.export.cart"}

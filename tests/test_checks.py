@@ -610,3 +610,39 @@ class TestTransferSettings:
     )
     def test_good_values(self) -> None:
         assert checks.check_settings() == []
+
+
+class TestExportSettings:
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [
+            (["linkapp.Note"], "a dict of model label"),
+            ({"linkapp.Note": 5}, "not 'linkapp.Note': 5"),
+            ({"linkapp.Nothing": "tests.test_export.note_as_text"}, "is no model"),
+            ({"nodot": "tests.test_export.note_as_text"}, "is no model"),
+            ({"linkapp.Note": "tests.nowhere.serialize"}, "does not"),
+            ({"linkapp.Note": "tests.test_export.ROWS"}, "is neither"),
+        ],
+    )
+    def test_e129_bad_serializers(self, value: Any, problem: str) -> None:
+        with override_settings(ANONAUTH_EXPORT_SERIALIZERS=value):
+            [error] = checks.check_settings()
+        assert error.id == SETTING_IDS["EXPORT_SERIALIZERS"] == "anonauth.E129"
+        assert error.msg.startswith("ANONAUTH_EXPORT_SERIALIZERS must be")
+        assert problem in error.msg
+
+    @pytest.mark.parametrize("value", ["ten an hour", 10])
+    def test_e132_bad_rate(self, value: Any) -> None:
+        with override_settings(ANONAUTH_EXPORT_RATE_LIMIT=value):
+            [error] = checks.check_settings()
+        assert error.id == SETTING_IDS["EXPORT_RATE_LIMIT"] == "anonauth.E132"
+
+    @override_settings(
+        ANONAUTH_EXPORT_SERIALIZERS={
+            "linkapp.Note": "tests.test_export.note_as_text",
+            "linkapp.Profile": "tests.test_export.ProfileSerializer",
+        },
+        ANONAUTH_EXPORT_RATE_LIMIT=None,
+    )
+    def test_good_values(self) -> None:
+        assert checks.check_settings() == []

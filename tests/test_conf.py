@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT": True,
     "BEFORE_CREATE": None,
     "LIVE_GUEST_CAP": None,
+    "EXPORT_SERIALIZERS": {},
+    "EXPORT_RATE_LIMIT": "10/h",
 }
 
 # A project's value for each setting, unlike its default.
@@ -78,6 +80,8 @@ PROJECT_VALUES: dict[str, Any] = {
     "AUDIT": False,
     "BEFORE_CREATE": "tests.testapp.policy_hooks.refuse_beta",
     "LIVE_GUEST_CAP": 5,
+    "EXPORT_SERIALIZERS": {"linkapp.Note": "tests.test_export.note_as_text"},
+    "EXPORT_RATE_LIMIT": "1/d",
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))

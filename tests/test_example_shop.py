@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,28 @@ def test_example_shop_continues_on_another_device(browser: Client) -> None:
     again = browser.post("/transfer/").content.decode()  # over the limit
     assert "Too many transfer code requests" in again
     assert "anonauth-transfer-code" not in again
+
+
+def test_example_shop_download_my_data(browser: Client, mug: Product) -> None:
+    """The guest banner's "Download my data" link: the guest's export, its cart with the
+    items (example_project/settings.py's ANONAUTH_EXPORT_SERIALIZERS)."""
+    from example_project import settings as example_settings
+
+    page = browser.post(f"/cart/add/{mug.pk}/", follow=True).content.decode()
+    assert 'id="export-link" href="/auth/anonymous/export/">Download my data</a>' in page
+    serializers = example_settings.ANONAUTH_EXPORT_SERIALIZERS
+    with override_settings(ANONAUTH_EXPORT_SERIALIZERS=serializers):
+        response = browser.get("/auth/anonymous/export/")
+    assert response["Content-Disposition"].startswith("attachment")
+    export = json.loads(b"".join(response.streaming_content))
+    [cart] = export["relations"]["shop.Cart.owner"]
+    assert cart["items"] == [{"product": "Mug", "price": "8.00", "quantity": 1}]
+    assert export["guest"] is not None
+
+
+def test_example_shop_members_download_their_data_too(member: Any) -> None:
+    client = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT)
+    client.force_login(member)
+    assert 'id="export-link"' in client.get("/").content.decode()
+    export = json.loads(b"".join(client.get("/auth/anonymous/export/").streaming_content))
+    assert export["guest"] is None

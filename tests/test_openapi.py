@@ -51,6 +51,7 @@ OPERATIONS = [
     ("POST", f"{API}delete/"),
     ("POST", f"{API}transfer/"),
     ("POST", f"{API}transfer/redeem/"),
+    ("GET", f"{API}export/"),
 ]
 CHECKS = [
     not_a_server_error,
@@ -81,6 +82,7 @@ openapi_settings = override_settings(
     ANONAUTH_RATE_LIMIT=None,
     ANONAUTH_LINK_RATE_LIMIT="10000/m",
     ANONAUTH_UPGRADE_RATE_LIMIT="10000/m",
+    ANONAUTH_EXPORT_RATE_LIMIT="10000/m",
 )
 
 
@@ -208,6 +210,9 @@ REACHED: dict[tuple[str, str], set[int]] = {
     ("transfer/redeem/", "anonymous"): {400},
     ("transfer/redeem/", "guest"): {409},
     ("transfer/redeem/", "member"): {409},
+    ("export/", "anonymous"): {401},
+    ("export/", "guest"): {200},
+    ("export/", "member"): {200},
 }
 
 
@@ -425,6 +430,26 @@ class TestDocumentedAnswers:
         # A 503 is a server error by design here: every check but that one.
         checks = [check for check in CHECKS if check is not not_a_server_error]
         response = call_and_validate(api_schema, app, "POST sign-in/", checks=checks)
+        assert (response.status_code, response.json()["code"]) == (503, "unavailable")
+
+    @override_settings(ANONAUTH_EXPORT_RATE_LIMIT="1/m")
+    def test_export_rate_limited(self, api_schema: Any, app: Application) -> None:
+        headers = as_member()
+        assert call_and_validate(api_schema, app, "GET export/", headers=headers).status_code == 200
+        response = call_and_validate(api_schema, app, "GET export/", headers=headers)
+        assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+
+    def test_export_unavailable(
+        self, api_schema: Any, app: Application, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        headers = as_guest()
+
+        def down() -> Any:
+            raise DatabaseError("the database is down")
+
+        monkeypatch.setattr("anonauth.export.db.guests", down)
+        checks = [check for check in CHECKS if check is not not_a_server_error]
+        response = call_and_validate(api_schema, app, "GET export/", headers=headers, checks=checks)
         assert (response.status_code, response.json()["code"]) == (503, "unavailable")
 
     def test_unsupported_media_type(self, api_schema: Any, app: Application) -> None:
