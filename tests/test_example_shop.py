@@ -269,6 +269,54 @@ def test_example_upgrade_page_sends_others_away(client: Client) -> None:
     assert client.get("/account/upgrade/")["Location"] == "/cart/"
 
 
+# The mixins in the shop: "Your guest account" (GuestRequiredMixin) and "Your orders"
+# (RegisteredUserRequiredMixin).
+
+
+@pytest.fixture
+def _shop() -> Any:
+    with override_settings(ROOT_URLCONF="example_project.urls", TEMPLATES=EXAMPLE_TEMPLATES):
+        yield
+
+
+@pytest.mark.usefixtures("_shop")
+class TestShopMixins:
+    def test_guest_account_page_makes_a_visitor_a_guest(
+        self, browser: Client, mug: Product
+    ) -> None:
+        browser.post(f"/cart/add/{mug.pk}/")
+        page = browser.get("/account/guest/").content.decode()
+        assert "Your guest account" in page
+        assert "1 item in" in page
+        assert Guest.objects.count() == 1
+        assert 'id="guest-account-link" href="/account/guest/"' in browser.get("/").content.decode()
+        fresh = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT)
+        fresh.cookies["seen"] = "1"
+        assert "0 items in" in fresh.get("/account/guest/").content.decode()
+        assert Guest.objects.count() == 2
+
+    def test_guest_account_page_sends_members_away(self, client: Client, member: Any) -> None:
+        client.force_login(member)
+        assert client.get("/account/guest/")["Location"] == settings.LOGIN_REDIRECT_URL
+
+    def test_guest_account_page_refuses_a_cookieless_client(self, client: Client) -> None:
+        assert client.get("/account/guest/").status_code == 403
+        assert not Guest.objects.exists()
+
+    def test_orders_are_for_members(self, client: Client, member: Any) -> None:
+        Order.objects.create(customer=member, total=Decimal("12.50"))
+        client.force_login(member)
+        page = client.get("/orders/").content.decode()
+        assert "12.50" in page
+        assert 'id="orders-link"' in page
+
+    def test_orders_send_a_guest_to_log_in_and_back(self, browser: Client, mug: Product) -> None:
+        browser.post(f"/cart/add/{mug.pk}/")
+        response = browser.get("/orders/")
+        assert response.status_code == 302
+        assert response["Location"] == "/accounts/login/?next=%2Forders%2F"
+
+
 # The examples of docs/testing.md (and the README's "Testing your own views"), run here
 # against the shop so that they keep working.
 

@@ -13,4 +13,6 @@ urlpatterns = [
     path("checkout/", views.checkout, name="checkout"),
     path("account/upgrade/", views.upgrade_account, name="upgrade"),
     path("transfer/", views.continue_elsewhere, name="transfer"),
+    path("account/guest/", views.GuestAccountView.as_view(), name="guest-account"),
+    path("orders/", views.OrderListView.as_view(), name="orders"),
 ]

@@ -6,15 +6,18 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.db import transaction
-from django.db.models import F, Prefetch
+from django.db.models import F, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django.views.generic import ListView, TemplateView
 
 from anonauth.decorators import guest_allowed
 from anonauth.exceptions import AnonAuthError, PasswordInvalid
 from anonauth.guests import is_guest
+from anonauth.mixins import GuestRequiredMixin, RegisteredUserRequiredMixin
+from anonauth.models import Guest
 from anonauth.transfer import issue
 from anonauth.upgrade import upgrade_guest
 
@@ -124,3 +127,29 @@ def continue_elsewhere(request: HttpRequest) -> HttpResponse:
         except AnonAuthError as error:
             messages.error(request, str(error))
     return render(request, "shop/transfer.html", {"code": code})
+
+
+class GuestAccountView(GuestRequiredMixin, TemplateView):
+    """ "Your guest account": guests only (``GuestRequiredMixin``). A visitor who opens it
+    becomes a guest first; a registered user is sent to ``LOGIN_REDIRECT_URL``."""
+
+    template_name = "shop/guest_account.html"
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        items = CartItem.objects.filter(cart__owner=self.request.user)
+        return super().get_context_data(
+            guest=Guest.objects.get(user=self.request.user),
+            cart_items=sum(items.values_list("quantity", flat=True)),
+            **kwargs,
+        )
+
+
+class OrderListView(RegisteredUserRequiredMixin, ListView):  # type: ignore[type-arg]
+    """A member's orders (``RegisteredUserRequiredMixin``): a guest or an anonymous visitor
+    is sent to log in (``ANONAUTH_REGISTER_URL``, default ``LOGIN_URL``) and comes back."""
+
+    template_name = "shop/orders.html"
+    context_object_name = "orders"
+
+    def get_queryset(self) -> QuerySet[Order]:
+        return Order.objects.filter(customer=self.request.user).order_by("-created_at")
