@@ -213,5 +213,10 @@ class Settings:
         value: int | None = self._get("LIVE_GUEST_CAP", None)
         return value
 
+    @property
+    def METRICS(self) -> bool | str:
+        value: bool | str = self._get("METRICS", False)
+        return value
+
 
 conf = Settings()

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT": True,
     "BEFORE_CREATE": None,
     "LIVE_GUEST_CAP": None,
+    "METRICS": False,
 }
 
 # A project's value for each setting, unlike its default.
@@ -78,6 +79,7 @@ PROJECT_VALUES: dict[str, Any] = {
     "AUDIT": False,
     "BEFORE_CREATE": "tests.testapp.policy_hooks.refuse_beta",
     "LIVE_GUEST_CAP": 5,
+    "METRICS": "auto",
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))
