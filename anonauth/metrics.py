@@ -230,6 +230,5 @@ def scrape_registry() -> CollectorRegistry:
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    if active is not None:
-        registry.register(active.live)
+    registry.register(LiveGuests())
     return registry
