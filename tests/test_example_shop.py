@@ -356,3 +356,18 @@ def test_example_shop_continues_on_another_device(browser: Client) -> None:
     again = browser.post("/transfer/").content.decode()  # over the limit
     assert "Too many transfer code requests" in again
     assert "anonauth-transfer-code" not in again
+
+
+@override_settings(ROOT_URLCONF="example_project.urls", ANONAUTH_METRICS=True)
+def test_the_shop_serves_its_metrics(browser: Client, mug: Product) -> None:
+    browser.post(f"/cart/add/{mug.pk}/")
+    text = Client().get("/metrics").content.decode()
+    assert "anonauth_live_guests 1.0" in text
+    assert "# TYPE anonauth_refusals_total counter" in text
+
+
+def test_the_shop_logs_anonauth_events_and_turns_metrics_on() -> None:
+    import example_project.settings as shop
+
+    assert shop.ANONAUTH_METRICS == "auto"
+    assert {"anonauth", "anonauth.gates", "anonauth.purge"} <= set(shop.LOGGING["loggers"])
