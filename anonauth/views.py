@@ -85,7 +85,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is not None:
         code = response.data.get("code") if isinstance(response.data, dict) else None
         observe.refused(
-            context["request"], str(code or "error"), where="api", status=response.status_code
+            context.get("request"), str(code or "error"), where="api", status=response.status_code
         )
     return response
 
