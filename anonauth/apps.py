@@ -14,8 +14,9 @@ class AnonAuthConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in, user_logged_out
         from django.core import checks as django_checks
         from django.db.models.signals import post_save
+        from django.test.signals import setting_changed
 
-        from anonauth import audit, checks, receivers, signals, upgrade
+        from anonauth import audit, checks, metrics, observe, receivers, signals, upgrade
 
         django_checks.register(checks.check_settings)
         django_checks.register(checks.check_middleware)
@@ -40,3 +41,10 @@ class AnonAuthConfig(AppConfig):
             (signals.guests_purged, audit.on_guests_purged),
         ):
             signal.connect(receiver, dispatch_uid=f"anonauth.audit.{receiver.__name__}")
+        for event, logs in (
+            (signals.guest_upgraded, observe.on_guest_upgraded),
+            (signals.guest_linked, observe.on_guest_linked),
+        ):
+            event.connect(logs, dispatch_uid=f"anonauth.observe.{logs.__name__}")
+        setting_changed.connect(metrics.on_setting_changed, dispatch_uid="anonauth.metrics")
+        metrics.sync()

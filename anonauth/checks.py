@@ -37,7 +37,7 @@ from django.db import models
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils.module_loading import import_string
 
-from anonauth import sessions
+from anonauth import metrics, sessions
 from anonauth.conf import Settings, conf
 from anonauth.link import CONFLICT_POLICIES, unknown_labels
 
@@ -106,6 +106,7 @@ SETTING_IDS: dict[str, str] = {
     "LIVE_GUEST_CAP": "anonauth.E131",
     "EXPORT_SERIALIZERS": "anonauth.E129",
     "EXPORT_RATE_LIMIT": "anonauth.E132",
+    "METRICS": "anonauth.E133",
 }
 
 # The ids of before the families, and what became of each.
@@ -306,7 +307,8 @@ def _cache_backend(name: str) -> str:
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
     """anonauth.E101 to E121: a setting of the wrong type or value (one id per setting);
     anonauth.E150: a dotted path that does not import; anonauth.E151: ANONAUTH_MAX_AGE
-    not longer than ANONAUTH_TOUCH_INTERVAL; anonauth.W101: an ``ANONAUTH_*`` name that
+    not longer than ANONAUTH_TOUCH_INTERVAL; anonauth.E134: ANONAUTH_METRICS = True
+    without prometheus-client; anonauth.W101: an ``ANONAUTH_*`` name that
     is no setting; anonauth.W102: a link label that is no relation to the user model."""
     errors: list[CheckMessage] = [
         _type_error(name, problem) for name, problem in _setting_problems() if problem is not None
@@ -314,6 +316,7 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     if not errors:
         errors.extend(_max_age_errors())
     errors.extend(_import_errors())
+    errors.extend(_metrics_errors())
     warnings = _unknown_name_warnings()
     if not errors:
         warnings.extend(_unknown_label_warnings())
@@ -373,6 +376,7 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("LIVE_GUEST_CAP", _optional_count(conf.LIVE_GUEST_CAP)),
         ("EXPORT_SERIALIZERS", _export_serializers_problem(conf.EXPORT_SERIALIZERS)),
         ("EXPORT_RATE_LIMIT", _rate_problem(conf.EXPORT_RATE_LIMIT)),
+        ("METRICS", _metrics_problem(conf.METRICS)),
     ]
 
 
@@ -544,6 +548,23 @@ def _unknown_label_warnings() -> list[CheckMessage]:
         )
         for name, labels in configured
         for label in unknown_labels(labels)
+    ]
+
+
+def _metrics_problem(value: Any) -> str | None:
+    return None if isinstance(value, bool) or value == "auto" else 'True, False or "auto"'
+
+
+def _metrics_errors() -> list[CheckMessage]:
+    """anonauth.E134: ``ANONAUTH_METRICS = True`` without prometheus-client."""
+    if conf.METRICS is not True or metrics.available():
+        return []
+    return [
+        Error(
+            "ANONAUTH_METRICS is True but prometheus-client is not installed.",
+            hint="pip install 'anonauth[metrics]', or set ANONAUTH_METRICS = \"auto\".",
+            id="anonauth.E134",
+        )
     ]
 
 

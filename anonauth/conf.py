@@ -225,5 +225,10 @@ class Settings:
         value: str | None = self._get("EXPORT_RATE_LIMIT", "10/h")
         return value
 
+    @property
+    def METRICS(self) -> bool | str:
+        value: bool | str = self._get("METRICS", False)
+        return value
+
 
 conf = Settings()

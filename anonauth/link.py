@@ -41,7 +41,7 @@ from anonauth.exceptions import (
 )
 from anonauth.guests import check_rate, is_guest
 
-logger = logging.getLogger("anonauth")
+logger = logging.getLogger("anonauth.link")
 
 KEEP_TARGET = "keep_target"
 KEEP_GUEST = "keep_guest"
@@ -51,6 +51,10 @@ CONFLICT_POLICIES = (KEEP_TARGET, KEEP_GUEST, ERROR)
 # Permissions are the account's own: a PermissionsMixin's m2m fields are never moved.
 PERMISSION_FIELDS = frozenset({"groups", "user_permissions"})
 LINK_RATE_LIMIT_GROUP = "anonauth.link"
+# ``LinkResult.method``: how the link came about.
+DIRECT = "direct"  # a call to link_guest()
+LOGIN = "login"  # a login() into the account (admin, LoginView, allauth, ...)
+CREDENTIALS = "credentials"  # the link endpoint (link_with_credentials)
 
 
 @dataclass(frozen=True)
@@ -71,16 +75,20 @@ class Relation:
 
 @dataclass
 class LinkResult:
-    """What a link did: rows moved to the account and guest rows dropped, per relation."""
+    """What a link did: rows moved to the account and guest rows dropped, per relation;
+    ``method`` is how it came about (``"direct"``, ``"login"``, ``"credentials"``)."""
 
     guest_id: Any
     user_id: Any
     moved: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     guest_deleted: bool = False
+    method: str = DIRECT
 
 
-def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> LinkResult:
+def link_guest(
+    guest: Any, user: Any, *, request: HttpRequest | None = None, method: str = DIRECT
+) -> LinkResult:
     """Merge ``guest`` into the registered ``user`` in one transaction.
 
     Sends ``guest_linking`` (inside the transaction), reassigns every relation per
@@ -97,7 +105,7 @@ def link_guest(guest: Any, user: Any, *, request: HttpRequest | None = None) -> 
         raise NotGuest(_("A guest can only be linked into a registered account."))
     if not can_log_in(user):
         raise InvalidCredentials(_("A guest is never linked into an inactive account."))
-    result = LinkResult(guest_id=guest.pk, user_id=user.pk)
+    result = LinkResult(guest_id=guest.pk, user_id=user.pk, method=method)
     with db.atomic():
         # The one lock order (the user row, then the Guest row): a concurrent link,
         # upgrade, delete or purge of this guest waits here, or is waited for.
@@ -143,17 +151,21 @@ def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult |
     if not can_log_in(user):
         # The sign-in itself fails (Django and allauth refuse inactive users): the
         # guest stays as it was, signed in where the login leaves it so.
-        logger.info("anonauth: guest %s kept: user %s is inactive", guest.pk, user.pk)
+        logger.info(
+            "anonauth: guest %s kept: the account is inactive",
+            guest.pk,
+            extra={"event": "link_refused", "guest_id": guest.pk, "code": "inactive"},
+        )
         return None
     try:
-        return link_guest(guest, user, request=request)
+        return link_guest(guest, user, request=request, method=LOGIN)
     except NotGuest:
         return None  # upgraded, linked or purged meanwhile: nothing to merge
     except Exception:
         logger.exception(
-            "anonauth: linking guest %s into user %s failed; the guest and its data are kept",
+            "anonauth: linking guest %s failed; the guest and its data are kept",
             guest.pk,
-            user.pk,
+            extra={"event": "link_failed", "guest_id": guest.pk, "method": LOGIN},
         )
         return None
 
@@ -171,11 +183,16 @@ def link_with_credentials(
     """
     account = authenticate_account(request, login_name, password)
     try:
-        result = link_guest(request.user, account, request=request)
+        result = link_guest(request.user, account, request=request, method=CREDENTIALS)
     except AnonAuthError:
         raise
     except Exception as error:  # a guest_linking receiver failed: rolled back, guest kept
-        logger.exception("anonauth: linking guest %s failed; it is kept", request.user.pk)
+        guest_id = request.user.pk
+        logger.exception(
+            "anonauth: linking guest %s failed; it is kept",
+            guest_id,
+            extra={"event": "link_failed", "guest_id": guest_id, "method": CREDENTIALS},
+        )
         raise LinkFailed() from error
     state.of(request).link_attempted = True  # the login() below must not link again
     login(request, account)

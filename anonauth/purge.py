@@ -35,7 +35,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Container, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import reduce
 from operator import or_
@@ -47,12 +47,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from anonauth import db, sessions, signals
+from anonauth import db, observe, sessions, signals
 from anonauth.conf import conf
 from anonauth.deletion import Plan
 from anonauth.models import Guest
 
-logger = logging.getLogger("anonauth")
+logger = logging.getLogger("anonauth.purge")
 
 # The result keeps this many blocked guests' ids (the count is always complete).
 MAX_REPORTED_BLOCKED = 100
@@ -235,12 +235,15 @@ class _Run:
         after: Any = self.shard.after
         while limit is None or result.purged < limit:
             wanted = size if limit is None else min(size, limit - result.purged)
+            before, batch_started = replace(result), time.monotonic()
             after = self.batch(after, db.max_batch(wanted), result)
             result.seconds = time.monotonic() - started
             if after is None:
                 break
+            observe.purge_batch(self.shard, before, result, time.monotonic() - batch_started)
             if progress is not None:
                 progress(result)
+        observe.purge_run(self.shard, result)
         return result
 
     def batch(self, after: Any, size: int, result: PurgeResult) -> Any:

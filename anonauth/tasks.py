@@ -25,6 +25,7 @@ from typing import Any
 from celery import chord, shared_task
 from django.core.cache import cache
 
+from anonauth import observe
 from anonauth.checks import short_cutoff_problem
 from anonauth.conf import conf
 from anonauth.purge import (
@@ -36,7 +37,7 @@ from anonauth.purge import (
 )
 from anonauth.purge import split_stale_guests as split
 
-logger = logging.getLogger("anonauth")
+logger = logging.getLogger("anonauth.purge")
 
 LOCK_KEY = "anonauth:purge_anonymous:lock"
 # The numbers of a summary that add up across shards (the rest are merged or kept apart).
@@ -149,7 +150,9 @@ def purge_sum(
     ``"partial"`` when a shard failed (listed in ``"failed"``), ``"seconds"`` the run's
     wall time and ``"shard_seconds"`` each shard's."""
     PurgeLock(lock_token).release()
-    return sum_summaries(shards, seconds=time.time() - started)
+    summary = sum_summaries(shards, seconds=time.time() - started)
+    observe.purge_spread(summary)
+    return summary
 
 
 def sum_summaries(shards: list[dict[str, Any]], *, seconds: float) -> dict[str, Any]:

@@ -13,7 +13,6 @@ cascade takes the code with it on upgrade, link, delete and purge.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,13 +25,17 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
-from anonauth import db, sessions
+from anonauth import db, observe, sessions
 from anonauth.conf import conf
-from anonauth.exceptions import AlreadyAuthenticated, InvalidTransferCode, NotGuest, RateLimited
+from anonauth.exceptions import (
+    AlreadyAuthenticated,
+    AnonAuthError,
+    InvalidTransferCode,
+    NotGuest,
+    RateLimited,
+)
 from anonauth.guests import check_rate, is_guest
 from anonauth.models import TransferCode
-
-logger = logging.getLogger("anonauth")
 
 # No 0/O, 1/I/L, U/V look-alikes: 29 symbols, 29**8 (about 5e11) codes.
 ALPHABET = "ABCDEFGHJKMNPQRSTWXYZ23456789"
@@ -83,7 +86,18 @@ def issue(request: HttpRequest) -> IssuedCode:
     Raises :class:`NotGuest` for anyone else, ``RateLimited`` over
     ``ANONAUTH_TRANSFER_RATE_LIMIT`` (per guest and per network). The guest's earlier
     codes and every expired code are deleted: a guest has one live code at a time.
+    Logged on ``anonauth.transfer``, issued or refused.
     """
+    try:
+        issued = _issue(request)
+    except AnonAuthError as error:
+        observe.transfer_refused(request, "issue", error.code)
+        raise
+    observe.transfer_issued(request.user.pk, conf.TRANSFER_CODE_AGE)
+    return issued
+
+
+def _issue(request: HttpRequest) -> IssuedCode:
     user: Any = request.user
     if not user.is_authenticated or not is_guest(user):
         raise NotGuest()
@@ -119,7 +133,18 @@ def redeem(request: HttpRequest, text: str) -> Any:
     unknown, used or expired code, or one whose guest is gone, raises
     :class:`InvalidTransferCode`. Of concurrent redemptions of one code exactly one wins:
     the code's row is deleted under the guest's locks, and only one DELETE finds it.
+    Logged on ``anonauth.transfer``, redeemed or refused.
     """
+    try:
+        user = _redeem(request, text)
+    except AnonAuthError as error:
+        observe.transfer_refused(request, "redeem", error.code)
+        raise
+    observe.transfer_redeemed(user.pk, ended_first_session=conf.TRANSFER_ENDS_FIRST_SESSION)
+    return user
+
+
+def _redeem(request: HttpRequest, text: str) -> Any:
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         raise AlreadyAuthenticated()
     _check_rate(request, REDEEM_RATE_GROUP, conf.TRANSFER_REDEEM_RATE_LIMIT)
@@ -130,7 +155,6 @@ def redeem(request: HttpRequest, text: str) -> Any:
         sessions.start_transferred_session(request, user)
         if conf.TRANSFER_ENDS_FIRST_SESSION:
             _end_first_device(row, user, request.session.session_key or "")
-    logger.info("anonauth: a guest continued on another device")
     return user
 
 
@@ -149,7 +173,6 @@ def _claim(code: str | None) -> TransferCode:
     now = timezone.now()
     row = None if code is None else _codes().filter(digest=digest(code)).first()
     if row is None or row.expires_at <= now or not db.lock_guest(row.guest_id):
-        logger.warning("anonauth: a transfer code was refused")
         raise InvalidTransferCode()
     deleted, _ = _codes().filter(pk=row.pk, expires_at__gt=now).delete()
     if not deleted:  # another redemption took it first

@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from anonauth import export, guests, link, tokens, transfer, upgrade
+from anonauth import export, guests, link, observe, tokens, transfer, upgrade
 from anonauth.exceptions import (
     AnonAuthError,
     CreationRefused,
@@ -79,7 +79,18 @@ def error_response(code: str, detail: Any, status_code: int) -> Response:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Render anonauth's errors and DRF's own in the ``{"code", "detail"}`` shape."""
+    """Render anonauth's errors and DRF's own in the ``{"code", "detail"}`` shape; log
+    and count each (``anonauth.gates``)."""
+    response = _error_response(exc, context)
+    if response is not None:
+        code = response.data.get("code") if isinstance(response.data, dict) else None
+        observe.refused(
+            context.get("request"), str(code or "error"), where="api", status=response.status_code
+        )
+    return response
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, AnonAuthError):
         detail = exc.messages if isinstance(exc, PasswordInvalid) else exc.message
         if isinstance(exc, CreationRefused):  # the hook's own code and status
@@ -402,7 +413,9 @@ class TransferEnterView(View):
         try:
             transfer.redeem(request, code)
         except AnonAuthError as error:
-            return self.page(request, code, error, status=STATUS_BY_CODE.get(error.code, 400))
+            status = STATUS_BY_CODE.get(error.code, 400)
+            observe.refused(request, error.code, where="page", status=status)
+            return self.page(request, code, error, status=status)
         return redirect(resolve_url(settings.LOGIN_REDIRECT_URL))
 
     def page(

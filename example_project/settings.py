@@ -139,3 +139,24 @@ ANONAUTH_LIVE_GUEST_CAP = 50
 
 # "Download my data" (GET auth/anonymous/export/): the cart with its items, not only its id.
 ANONAUTH_EXPORT_SERIALIZERS = {"shop.Cart": "example_project.shop.export.cart"}
+# Prometheus metrics when prometheus-client is installed (`pip install anonauth[metrics]`),
+# scraped at http://127.0.0.1:8000/metrics (docs/observability.md). A real site serves
+# that URL only where Prometheus reaches it.
+ANONAUTH_METRICS = "auto"
+
+# anonauth's events on the console: refusals (anonauth.gates), upgrades, links, purge
+# batches and transfer codes, with their structured fields and no personal data.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"event": {"format": "%(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "event"}},
+    "loggers": {
+        "anonauth": {"handlers": ["console"], "level": "INFO"},
+        "anonauth.gates": {"level": "INFO"},
+        "anonauth.upgrade": {"level": "INFO"},
+        "anonauth.link": {"level": "INFO"},
+        "anonauth.purge": {"level": "INFO"},
+        "anonauth.transfer": {"level": "INFO"},
+    },
+}

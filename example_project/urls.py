@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from anonauth.metrics import metrics_view
 from example_project.shop.views import LogoutView
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("auth/anonymous/", include("anonauth.urls")),
+    # Prometheus's scrape target (404 while ANONAUTH_METRICS is off).
+    path("metrics", metrics_view, name="metrics"),
     path("", include("example_project.shop.urls")),
 ]
 

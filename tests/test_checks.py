@@ -416,6 +416,31 @@ class TestPolicySettings:
         assert checks.check_settings() == []
 
 
+class TestMetricsSettings:
+    @pytest.mark.parametrize("value", ["on", 1, None, "AUTO"])
+    def test_e133_bad_values(self, value: Any) -> None:
+        with override_settings(ANONAUTH_METRICS=value):
+            errors = checks.check_settings()
+        assert ids(errors) == ["anonauth.E133"]
+        assert errors[0].msg == 'ANONAUTH_METRICS must be True, False or "auto".'
+
+    @pytest.mark.parametrize("value", [True, False, "auto"])
+    def test_good_values(self, value: Any) -> None:
+        with override_settings(ANONAUTH_METRICS=value):
+            assert checks.check_settings() == []
+
+    @pytest.mark.parametrize(("value", "expected"), [(True, ["anonauth.E134"]), ("auto", [])])
+    def test_e134_on_without_prometheus_client(
+        self, value: Any, expected: list[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("anonauth.metrics.available", lambda: False)
+        with override_settings(ANONAUTH_METRICS=value):
+            errors = checks.check_settings()
+        assert ids(errors) == expected
+        if errors:
+            assert "prometheus-client is not installed" in errors[0].msg
+
+
 class TestPurgeSettings:
     @pytest.mark.parametrize(
         ("name", "value"),

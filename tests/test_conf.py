@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_GUEST_CAP": None,
     "EXPORT_SERIALIZERS": {},
     "EXPORT_RATE_LIMIT": "10/h",
+    "METRICS": False,
 }
 
 # A project's value for each setting, unlike its default.
@@ -82,6 +83,7 @@ PROJECT_VALUES: dict[str, Any] = {
     "LIVE_GUEST_CAP": 5,
     "EXPORT_SERIALIZERS": {"linkapp.Note": "tests.test_export.note_as_text"},
     "EXPORT_RATE_LIMIT": "1/d",
+    "METRICS": "auto",
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))

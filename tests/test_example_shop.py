@@ -430,3 +430,18 @@ def test_example_shop_members_download_their_data_too(member: Any) -> None:
     assert 'id="export-link"' in client.get("/").content.decode()
     export = json.loads(b"".join(client.get("/auth/anonymous/export/").streaming_content))
     assert export["guest"] is None
+
+
+@override_settings(ROOT_URLCONF="example_project.urls", ANONAUTH_METRICS=True)
+def test_the_shop_serves_its_metrics(browser: Client, mug: Product) -> None:
+    browser.post(f"/cart/add/{mug.pk}/")
+    text = Client().get("/metrics").content.decode()
+    assert "anonauth_live_guests 1.0" in text
+    assert "# TYPE anonauth_refusals_total counter" in text
+
+
+def test_the_shop_logs_anonauth_events_and_turns_metrics_on() -> None:
+    import example_project.settings as shop
+
+    assert shop.ANONAUTH_METRICS == "auto"
+    assert {"anonauth", "anonauth.gates", "anonauth.purge"} <= set(shop.LOGGING["loggers"])
