@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from anonauth import audit, guests
 from anonauth.conf import conf
-from anonauth.models import AuditEvent, Guest
+from anonauth.models import AuditEvent, Guest, TransferCode
 from anonauth.purge import purge_guests
 
 
@@ -47,8 +47,9 @@ class StaleFilter(admin.SimpleListFilter):
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Guest]
     _EventAdmin = admin.ModelAdmin[AuditEvent]
+    _CodeAdmin = admin.ModelAdmin[TransferCode]
 else:
-    _ModelAdmin = _EventAdmin = admin.ModelAdmin
+    _ModelAdmin = _EventAdmin = _CodeAdmin = admin.ModelAdmin
 
 
 @admin.register(Guest)
@@ -166,6 +167,7 @@ CHART_KINDS = (
     AuditEvent.LINKED,
     AuditEvent.PURGED,
     AuditEvent.DELETED,
+    AuditEvent.TRANSFERRED,
 )
 CHART_COLOURS = {
     AuditEvent.CREATED: "#79aec8",
@@ -173,6 +175,7 @@ CHART_COLOURS = {
     AuditEvent.LINKED: "#e0a100",
     AuditEvent.PURGED: "#b0b0b0",
     AuditEvent.DELETED: "#c4534a",
+    AuditEvent.TRANSFERRED: "#8e6bbf",
 }
 KIND_LABELS = dict(AuditEvent.KINDS)  # translated
 CHART_HEIGHT = 180
@@ -248,6 +251,25 @@ class AuditEventAdmin(_EventAdmin):
     list_display = ["at", "kind", "method", "count"]
     list_filter = ["kind"]
     date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(TransferCode)
+class TransferCodeAdmin(_CodeAdmin):
+    """Live transfer codes, read-only: which guest, issued and expiring when. The digest
+    is never shown (it is all that stands for a live code); deleting one revokes it."""
+
+    list_display = ["guest", "created_at", "expires_at"]
+    list_select_related = ["guest__user"]
+    ordering = ["-created_at"]
+    fields = ["guest", "created_at", "expires_at"]
+    readonly_fields = ["guest", "created_at", "expires_at"]
+    date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -26,11 +26,11 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
-from anonauth import db, sessions
+from anonauth import audit, db, sessions
 from anonauth.conf import conf
 from anonauth.exceptions import AlreadyAuthenticated, InvalidTransferCode, NotGuest, RateLimited
 from anonauth.guests import check_rate, is_guest
-from anonauth.models import TransferCode
+from anonauth.models import AuditEvent, TransferCode
 
 logger = logging.getLogger("anonauth")
 
@@ -119,6 +119,7 @@ def redeem(request: HttpRequest, text: str) -> Any:
     unknown, used or expired code, or one whose guest is gone, raises
     :class:`InvalidTransferCode`. Of concurrent redemptions of one code exactly one wins:
     the code's row is deleted under the guest's locks, and only one DELETE finds it.
+    With ``ANONAUTH_AUDIT`` a ``transferred`` event is written in the same transaction.
     """
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         raise AlreadyAuthenticated()
@@ -130,6 +131,7 @@ def redeem(request: HttpRequest, text: str) -> Any:
         sessions.start_transferred_session(request, user)
         if conf.TRANSFER_ENDS_FIRST_SESSION:
             _end_first_device(row, user, request.session.session_key or "")
+        audit.record(AuditEvent.TRANSFERRED)
     logger.info("anonauth: a guest continued on another device")
     return user
 
