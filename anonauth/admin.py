@@ -3,6 +3,7 @@ chart, and a guest filter and column for the user model's own admin."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +65,15 @@ class GuestAdmin(_ModelAdmin):
     list_select_related = ["user"]
     date_hierarchy = "created_at"
     ordering = ["-last_seen"]
-    readonly_fields = ["user", "created_at", "last_seen"]
-    fields = ["user", "created_at", "last_seen"]
+    readonly_fields = ["user", "created_at", "last_seen", "stored_metadata"]
+    fields = ["user", "created_at", "last_seen", "stored_metadata"]
     actions = ["purge_selected"]
+
+    @admin.display(description=_("metadata"))
+    def stored_metadata(self, guest: Guest) -> str:
+        """The guest's metadata as indented JSON (escaped: the client wrote it)."""
+        text = json.dumps(guest.metadata, indent=2, ensure_ascii=False, sort_keys=True)
+        return format_html('<pre class="anonauth-metadata">{}</pre>', text)
 
     @admin.display(description=_("created"), ordering="created_at")
     def created(self, guest: Guest) -> str:

@@ -104,6 +104,8 @@ SETTING_IDS: dict[str, str] = {
     "PURGE_SHARDS": "anonauth.E125",
     "BEFORE_CREATE": "anonauth.E130",
     "LIVE_GUEST_CAP": "anonauth.E131",
+    "METADATA_MAX_BYTES": "anonauth.E126",
+    "METADATA_MAX_DEPTH": "anonauth.E127",
 }
 
 # The ids of before the families, and what became of each.
@@ -302,7 +304,7 @@ def _cache_backend(name: str) -> str:
 
 @honouring_former_ids
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
-    """anonauth.E101 to E121: a setting of the wrong type or value (one id per setting);
+    """anonauth.E1xx (``SETTING_IDS``): a setting of the wrong type or value (one id each);
     anonauth.E150: a dotted path that does not import; anonauth.E151: ANONAUTH_MAX_AGE
     not longer than ANONAUTH_TOUCH_INTERVAL; anonauth.W101: an ``ANONAUTH_*`` name that
     is no setting; anonauth.W102: a link label that is no relation to the user model."""
@@ -369,7 +371,14 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("PURGE_SHARDS", _positive_count(conf.PURGE_SHARDS)),
         ("BEFORE_CREATE", _optional_str(conf.BEFORE_CREATE)),
         ("LIVE_GUEST_CAP", _optional_count(conf.LIVE_GUEST_CAP)),
+        ("METADATA_MAX_BYTES", _metadata_bytes_problem(conf.METADATA_MAX_BYTES)),
+        ("METADATA_MAX_DEPTH", _positive_count(conf.METADATA_MAX_DEPTH)),
     ]
+
+
+def _metadata_bytes_problem(value: Any) -> str | None:
+    ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    return None if ok else "a number of bytes (0: no metadata), or None (no cap)"
 
 
 def _cookie_name_problem(value: Any) -> str | None:

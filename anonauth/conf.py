@@ -213,5 +213,15 @@ class Settings:
         value: int | None = self._get("LIVE_GUEST_CAP", None)
         return value
 
+    @property
+    def METADATA_MAX_BYTES(self) -> int | None:
+        value: int | None = self._get("METADATA_MAX_BYTES", 1024)
+        return value
+
+    @property
+    def METADATA_MAX_DEPTH(self) -> int:
+        value: int = self._get("METADATA_MAX_DEPTH", 3)
+        return value
+
 
 conf = Settings()

@@ -136,3 +136,7 @@ CELERY_BEAT_SCHEDULE = {
 # At most 50 live guests per network (IPv4 /24, IPv6 /64): past it a visitor browses on
 # anonymously and the page says why (docs/policy.md).
 ANONAUTH_LIVE_GUEST_CAP = 50
+
+# A new guest keeps the ?utm_campaign= its visitor came with as its metadata, shown on
+# the shop page and carried over to the account (docs/metadata.md).
+ANONAUTH_BEFORE_CREATE = "example_project.shop.policy.before_create"

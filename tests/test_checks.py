@@ -416,6 +416,34 @@ class TestPolicySettings:
         assert checks.check_settings() == []
 
 
+class TestMetadataSettings:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("METADATA_MAX_BYTES", -1),
+            ("METADATA_MAX_BYTES", "1024"),
+            ("METADATA_MAX_BYTES", True),
+            ("METADATA_MAX_DEPTH", 0),
+            ("METADATA_MAX_DEPTH", None),
+            ("METADATA_MAX_DEPTH", 2.5),
+        ],
+    )
+    def test_bad_values(self, name: str, value: Any) -> None:
+        with override_settings(**{f"ANONAUTH_{name}": value}):
+            errors = checks.check_settings()
+        assert ids(errors) == [SETTING_IDS[name]]
+        assert errors[0].msg.startswith(f"ANONAUTH_{name} must be")
+
+    @pytest.mark.parametrize(("size", "depth"), [(None, 1), (0, 3), (65536, 10)])
+    def test_good_values(self, size: int | None, depth: int) -> None:
+        with override_settings(ANONAUTH_METADATA_MAX_BYTES=size, ANONAUTH_METADATA_MAX_DEPTH=depth):
+            assert checks.check_settings() == []
+
+    def test_the_ids(self) -> None:
+        assert SETTING_IDS["METADATA_MAX_BYTES"] == "anonauth.E126"
+        assert SETTING_IDS["METADATA_MAX_DEPTH"] == "anonauth.E127"
+
+
 class TestPurgeSettings:
     @pytest.mark.parametrize(
         ("name", "value"),

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT": True,
     "BEFORE_CREATE": None,
     "LIVE_GUEST_CAP": None,
+    "METADATA_MAX_BYTES": 1024,
+    "METADATA_MAX_DEPTH": 3,
 }
 
 # A project's value for each setting, unlike its default.
@@ -78,6 +80,8 @@ PROJECT_VALUES: dict[str, Any] = {
     "AUDIT": False,
     "BEFORE_CREATE": "tests.testapp.policy_hooks.refuse_beta",
     "LIVE_GUEST_CAP": 5,
+    "METADATA_MAX_BYTES": 4096,
+    "METADATA_MAX_DEPTH": 1,
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))
