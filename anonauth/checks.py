@@ -106,6 +106,7 @@ SETTING_IDS: dict[str, str] = {
     "LIVE_GUEST_CAP": "anonauth.E131",
     "METADATA_MAX_BYTES": "anonauth.E126",
     "METADATA_MAX_DEPTH": "anonauth.E127",
+    "EMAIL_GENERATOR": "anonauth.E128",
 }
 
 # The ids of before the families, and what became of each.
@@ -373,6 +374,7 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("LIVE_GUEST_CAP", _optional_count(conf.LIVE_GUEST_CAP)),
         ("METADATA_MAX_BYTES", _metadata_bytes_problem(conf.METADATA_MAX_BYTES)),
         ("METADATA_MAX_DEPTH", _positive_count(conf.METADATA_MAX_DEPTH)),
+        ("EMAIL_GENERATOR", _expect(conf.EMAIL_GENERATOR, str, "a dotted path")),
     ]
 
 
@@ -533,7 +535,8 @@ def _unknown_label_warnings() -> list[CheckMessage]:
 
 def _import_errors() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE", "BEFORE_CREATE"):
+    dotted = ("USERNAME_GENERATOR", "EMAIL_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE")
+    for name in (*dotted, "BEFORE_CREATE"):
         path = getattr(conf, name)
         if not isinstance(path, str):
             continue

@@ -223,5 +223,10 @@ class Settings:
         value: int = self._get("METADATA_MAX_DEPTH", 3)
         return value
 
+    @property
+    def EMAIL_GENERATOR(self) -> str:
+        value: str = self._get("EMAIL_GENERATOR", "anonauth.guests.generate_email")
+        return value
+
 
 conf = Settings()

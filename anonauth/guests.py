@@ -15,7 +15,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, models
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
@@ -456,8 +457,7 @@ def _identity_fields(model: type[Any]) -> dict[str, Any]:
     email_field = model_field(model, email_name)
     fields: dict[str, Any] = {}
     if email_field is not None and _needs_email(email_field):
-        local = _generate_username(max_length=64)
-        fields[email_name] = f"{local}@{conf.EMAIL_DOMAIN}"
+        fields[email_name] = _generate_email(max_length=email_field.max_length or 254)
     if username_name not in fields:
         username_field = model_field(model, username_name)
         max_length = getattr(username_field, "max_length", None) or 150
@@ -490,6 +490,33 @@ def _generate_username(*, max_length: int) -> str:
     return name
 
 
+def _generate_email(*, max_length: int) -> str:
+    generator: Callable[..., Any] = import_string(conf.EMAIL_GENERATOR)
+    email = generator(max_length=max_length)
+    problem = _synthetic_email_problem(email, max_length)
+    if problem is not None:
+        raise ImproperlyConfigured(f"ANONAUTH_EMAIL_GENERATOR returned {email!r}, {problem}.")
+    return email  # type: ignore[no-any-return]
+
+
+def _synthetic_email_problem(email: Any, max_length: int) -> str | None:
+    """Why ``email`` cannot be a guest's address, or ``None``. It must be a valid address
+    of at most ``max_length`` characters under ``ANONAUTH_EMAIL_DOMAIN``: upgrades refuse
+    those addresses, so a guest never holds (and blocks, or receives mail for) a real one."""
+    if not isinstance(email, str) or not email:
+        return "which is not an address"
+    if len(email) > max_length:
+        return f"which is longer than {max_length} characters"
+    try:
+        validate_email(email)
+    except ValidationError:
+        return "which is not a valid address"
+    domain, guest_domain = email.rpartition("@")[2].lower(), conf.EMAIL_DOMAIN.lower()
+    if domain != guest_domain and not domain.endswith(f".{guest_domain}"):
+        return f"which is not under ANONAUTH_EMAIL_DOMAIN ({conf.EMAIL_DOMAIN!r})"
+    return None
+
+
 GUEST_PREFIX = "guest-"
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -503,3 +530,16 @@ def generate_username(*, max_length: int) -> str:
     prefix = GUEST_PREFIX if max_length >= len(GUEST_PREFIX) + 12 else ""
     length = min(20, max_length - len(prefix))
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+# The longest local part an address may have (RFC 5321).
+EMAIL_LOCAL_MAX_LENGTH = 64
+
+
+def generate_email(*, max_length: int) -> str:
+    """The default guest address: a name from ``ANONAUTH_USERNAME_GENERATOR`` (at most 64
+    characters, fewer if the field is short) ``@`` ``ANONAUTH_EMAIL_DOMAIN``
+    (``guest.invalid``: a reserved name that never delivers)."""
+    domain = conf.EMAIL_DOMAIN
+    local_length = min(EMAIL_LOCAL_MAX_LENGTH, max_length - len(domain) - 1)
+    return f"{_generate_username(max_length=local_length)}@{domain}"

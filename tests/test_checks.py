@@ -172,6 +172,8 @@ class TestSettings:
             ("REGISTER_URL", 5),
             ("CAPTCHA_VERIFIER", 5),
             ("USERNAME_GENERATOR", None),
+            ("EMAIL_GENERATOR", None),
+            ("EMAIL_GENERATOR", 5),
         ],
     )
     def test_e1xx_bad_values(self, name: str, value: Any) -> None:
@@ -193,13 +195,14 @@ class TestSettings:
             ("TOUCH_INTERVAL", 0),
             ("RATE_LIMIT", None),
             ("EMAIL_DOMAIN", "guests.example.com"),
+            ("EMAIL_GENERATOR", "tests.testapp.generators.tenant_email"),
         ],
     )
     def test_good_values(self, name: str, value: Any) -> None:
         with override_settings(**{f"ANONAUTH_{name}": value}):
             assert checks.check_settings() == []
 
-    @pytest.mark.parametrize("name", ["USERNAME_GENERATOR", "CAPTCHA_VERIFIER"])
+    @pytest.mark.parametrize("name", ["USERNAME_GENERATOR", "EMAIL_GENERATOR", "CAPTCHA_VERIFIER"])
     def test_e150_paths_must_import(self, name: str) -> None:
         with override_settings(**{f"ANONAUTH_{name}": "tests.nowhere.nothing"}):
             errors = checks.check_settings()
@@ -442,6 +445,7 @@ class TestMetadataSettings:
     def test_the_ids(self) -> None:
         assert SETTING_IDS["METADATA_MAX_BYTES"] == "anonauth.E126"
         assert SETTING_IDS["METADATA_MAX_DEPTH"] == "anonauth.E127"
+        assert SETTING_IDS["EMAIL_GENERATOR"] == "anonauth.E128"
 
 
 class TestPurgeSettings:

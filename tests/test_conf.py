@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_GUEST_CAP": None,
     "METADATA_MAX_BYTES": 1024,
     "METADATA_MAX_DEPTH": 3,
+    "EMAIL_GENERATOR": "anonauth.guests.generate_email",
 }
 
 # A project's value for each setting, unlike its default.
@@ -82,6 +83,7 @@ PROJECT_VALUES: dict[str, Any] = {
     "LIVE_GUEST_CAP": 5,
     "METADATA_MAX_BYTES": 4096,
     "METADATA_MAX_DEPTH": 1,
+    "EMAIL_GENERATOR": "tests.testapp.generators.tenant_email",
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))

@@ -1,12 +1,16 @@
 """The shop's creation hook (``ANONAUTH_BEFORE_CREATE``): a new guest keeps the campaign
 its visitor came with (``?utm_campaign=`` on any page, noted in the session by
-:func:`note_campaign`) as its metadata."""
+:func:`note_campaign`) as its metadata; and its guest address generator
+(``ANONAUTH_EMAIL_GENERATOR``)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.http import HttpRequest
+
+from anonauth.conf import conf
 
 CAMPAIGN_KEY = "utm_campaign"
 MAX_CAMPAIGN_LENGTH = 64
@@ -27,3 +31,9 @@ def before_create(request: HttpRequest) -> dict[str, Any] | None:
         return None  # allowed, with the client's metadata as it is
     sent = request.anonauth.metadata  # type: ignore[attr-defined]
     return {**sent, CAMPAIGN_KEY: campaign[:MAX_CAMPAIGN_LENGTH]}
+
+
+def guest_email(*, max_length: int) -> str:
+    """The shop's ``ANONAUTH_EMAIL_GENERATOR``: ``shopper-…@shop.<ANONAUTH_EMAIL_DOMAIN>``.
+    Asked only by a user model that needs an email (the demo's ``auth.User`` does not)."""
+    return f"shopper-{secrets.token_hex(8)}@shop.{conf.EMAIL_DOMAIN}"
