@@ -3,6 +3,7 @@ chart, and a guest filter and column for the user model's own admin."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from anonauth import audit, db, export, guests
 from anonauth.conf import conf
-from anonauth.models import AuditEvent, Guest
+from anonauth.models import AuditEvent, Guest, TransferCode
 from anonauth.purge import purge_guests
 
 logger = logging.getLogger("anonauth")
@@ -50,8 +51,9 @@ class StaleFilter(admin.SimpleListFilter):
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Guest]
     _EventAdmin = admin.ModelAdmin[AuditEvent]
+    _CodeAdmin = admin.ModelAdmin[TransferCode]
 else:
-    _ModelAdmin = _EventAdmin = admin.ModelAdmin
+    _ModelAdmin = _EventAdmin = _CodeAdmin = admin.ModelAdmin
 
 
 @admin.register(Guest)
@@ -66,9 +68,15 @@ class GuestAdmin(_ModelAdmin):
     list_select_related = ["user"]
     date_hierarchy = "created_at"
     ordering = ["-last_seen"]
-    readonly_fields = ["user", "created_at", "last_seen"]
-    fields = ["user", "created_at", "last_seen"]
+    readonly_fields = ["user", "created_at", "last_seen", "stored_metadata"]
+    fields = ["user", "created_at", "last_seen", "stored_metadata"]
     actions = ["purge_selected", "export_selected"]
+
+    @admin.display(description=_("metadata"))
+    def stored_metadata(self, guest: Guest) -> str:
+        """The guest's metadata as indented JSON (escaped: the client wrote it)."""
+        text = json.dumps(guest.metadata, indent=2, ensure_ascii=False, sort_keys=True)
+        return format_html('<pre class="anonauth-metadata">{}</pre>', text)
 
     @admin.display(description=_("created"), ordering="created_at")
     def created(self, guest: Guest) -> str:
@@ -188,6 +196,7 @@ CHART_KINDS = (
     AuditEvent.LINKED,
     AuditEvent.PURGED,
     AuditEvent.DELETED,
+    AuditEvent.TRANSFERRED,
 )
 CHART_COLOURS = {
     AuditEvent.CREATED: "#79aec8",
@@ -195,6 +204,7 @@ CHART_COLOURS = {
     AuditEvent.LINKED: "#e0a100",
     AuditEvent.PURGED: "#b0b0b0",
     AuditEvent.DELETED: "#c4534a",
+    AuditEvent.TRANSFERRED: "#8e6bbf",
 }
 KIND_LABELS = dict(AuditEvent.KINDS)  # translated
 CHART_HEIGHT = 180
@@ -270,6 +280,25 @@ class AuditEventAdmin(_EventAdmin):
     list_display = ["at", "kind", "method", "count"]
     list_filter = ["kind"]
     date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(TransferCode)
+class TransferCodeAdmin(_CodeAdmin):
+    """Live transfer codes, read-only: which guest, issued and expiring when. The digest
+    is never shown (it is all that stands for a live code); deleting one revokes it."""
+
+    list_display = ["guest", "created_at", "expires_at"]
+    list_select_related = ["guest__user"]
+    ordering = ["-created_at"]
+    fields = ["guest", "created_at", "expires_at"]
+    readonly_fields = ["guest", "created_at", "expires_at"]
+    date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -107,6 +107,9 @@ SETTING_IDS: dict[str, str] = {
     "EXPORT_SERIALIZERS": "anonauth.E129",
     "EXPORT_RATE_LIMIT": "anonauth.E132",
     "METRICS": "anonauth.E133",
+    "METADATA_MAX_BYTES": "anonauth.E126",
+    "METADATA_MAX_DEPTH": "anonauth.E127",
+    "EMAIL_GENERATOR": "anonauth.E128",
 }
 
 # The ids of before the families, and what became of each.
@@ -305,7 +308,7 @@ def _cache_backend(name: str) -> str:
 
 @honouring_former_ids
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
-    """anonauth.E101 to E121: a setting of the wrong type or value (one id per setting);
+    """anonauth.E1xx (``SETTING_IDS``): a setting of the wrong type or value (one id each);
     anonauth.E150: a dotted path that does not import; anonauth.E151: ANONAUTH_MAX_AGE
     not longer than ANONAUTH_TOUCH_INTERVAL; anonauth.E134: ANONAUTH_METRICS = True
     without prometheus-client; anonauth.W101: an ``ANONAUTH_*`` name that
@@ -377,7 +380,15 @@ def _setting_problems() -> list[tuple[str, str | None]]:
         ("EXPORT_SERIALIZERS", _export_serializers_problem(conf.EXPORT_SERIALIZERS)),
         ("EXPORT_RATE_LIMIT", _rate_problem(conf.EXPORT_RATE_LIMIT)),
         ("METRICS", _metrics_problem(conf.METRICS)),
+        ("METADATA_MAX_BYTES", _metadata_bytes_problem(conf.METADATA_MAX_BYTES)),
+        ("METADATA_MAX_DEPTH", _positive_count(conf.METADATA_MAX_DEPTH)),
+        ("EMAIL_GENERATOR", _expect(conf.EMAIL_GENERATOR, str, "a dotted path")),
     ]
+
+
+def _metadata_bytes_problem(value: Any) -> str | None:
+    ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    return None if ok else "a number of bytes (0: no metadata), or None (no cap)"
 
 
 def _cookie_name_problem(value: Any) -> str | None:
@@ -570,7 +581,8 @@ def _metrics_errors() -> list[CheckMessage]:
 
 def _import_errors() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    for name in ("USERNAME_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE", "BEFORE_CREATE"):
+    dotted = ("USERNAME_GENERATOR", "EMAIL_GENERATOR", "CAPTCHA_VERIFIER", "PURGE_SPARE")
+    for name in (*dotted, "BEFORE_CREATE"):
         path = getattr(conf, name)
         if not isinstance(path, str):
             continue

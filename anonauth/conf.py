@@ -230,5 +230,20 @@ class Settings:
         value: bool | str = self._get("METRICS", False)
         return value
 
+    @property
+    def METADATA_MAX_BYTES(self) -> int | None:
+        value: int | None = self._get("METADATA_MAX_BYTES", 1024)
+        return value
+
+    @property
+    def METADATA_MAX_DEPTH(self) -> int:
+        value: int = self._get("METADATA_MAX_DEPTH", 3)
+        return value
+
+    @property
+    def EMAIL_GENERATOR(self) -> str:
+        value: str = self._get("EMAIL_GENERATOR", "anonauth.guests.generate_email")
+        return value
+
 
 conf = Settings()

@@ -66,8 +66,16 @@ def lock_guest(user_pk: Any) -> bool:
     """Lock the user row, then the ``Guest`` row, of ``user_pk``; return whether it is
     still a guest. Call inside :func:`atomic`; waits for a transaction that holds
     either row (so it sees that transaction's outcome)."""
+    return lock_guest_metadata(user_pk) is not None
+
+
+def lock_guest_metadata(user_pk: Any) -> dict[str, Any] | None:
+    """:func:`lock_guest`, returning the guest's metadata (read with the lock, in the
+    same query), or ``None`` if ``user_pk`` is no longer a guest."""
     list(users().select_for_update().filter(pk=user_pk).values_list("pk"))
-    return bool(guests().select_for_update().filter(user_id=user_pk).values_list("pk"))
+    rows = guests().select_for_update().filter(user_id=user_pk).values_list("metadata", flat=True)
+    metadata: dict[str, Any] | None = rows.first()
+    return metadata
 
 
 def lock_free_guests(

@@ -109,6 +109,28 @@ class LiveGuestCapReached(GuestRefused):
     default_message = _("Too many guests are active from this network.")
 
 
+class MetadataInvalid(AnonAuthError):
+    """Raised for guest metadata that is not a JSON object of the accepted shape
+    (:func:`anonauth.metadata.clean`): nothing is created."""
+
+    code = "metadata_invalid"
+    default_message = _("The metadata is not valid.")
+
+
+class MetadataTooDeep(MetadataInvalid):
+    """Raised for guest metadata nested deeper than ``ANONAUTH_METADATA_MAX_DEPTH``."""
+
+    code = "metadata_too_deep"
+    default_message = _("The metadata is nested too deeply.")
+
+
+class MetadataTooLarge(MetadataInvalid):
+    """Raised for guest metadata larger than ``ANONAUTH_METADATA_MAX_BYTES``."""
+
+    code = "metadata_too_large"
+    default_message = _("The metadata is too large.")
+
+
 class AlreadyAuthenticated(AnonAuthError):
     """Raised when a registered user asks to sign in as a guest."""
 

@@ -15,7 +15,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, models
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
@@ -26,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from django_ratelimit.core import get_usage
 
 from anonauth import audit, db, policy, sessions, signals, state
+from anonauth import metadata as guest_metadata
 from anonauth.conf import conf
 from anonauth.deletion import Plan
 from anonauth.exceptions import (
@@ -87,9 +89,16 @@ async def ais_guest(user: Any) -> bool:
     return flag is not None
 
 
-def create_guest(*, request: HttpRequest | None = None) -> User:
-    """Create a guest user and return it, without logging it in."""
-    user, _created = _create_guest_user(creation_key=None, request=request)
+def create_guest(
+    *, request: HttpRequest | None = None, metadata: dict[str, Any] | None = None
+) -> User:
+    """Create a guest user and return it, without logging it in.
+
+    ``metadata`` is stored with it (:func:`anonauth.metadata.clean` validates it first:
+    :class:`~anonauth.exceptions.MetadataInvalid` and its subclasses).
+    """
+    cleaned = guest_metadata.clean(metadata)
+    user, _created = _create_guest_user(creation_key=None, request=request, metadata=cleaned)
     return user
 
 
@@ -105,8 +114,8 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
     if user.is_authenticated:
         return user
     try:
-        check_admission(request, lazy=True)
-        return sign_in_new_guest(request)[0]
+        metadata = check_admission(request, lazy=True)
+        return sign_in_new_guest(request, metadata=metadata)[0]
     except GuestRefused as refusal:
         state.refuse(request, refusal)
     except DatabaseError:
@@ -122,23 +131,30 @@ async def aensure_guest(request: HttpRequest) -> AnyUser:
     return user
 
 
-def sign_in(request: HttpRequest) -> tuple[AnyUser, bool]:
+def sign_in(request: HttpRequest, *, metadata: Any = None) -> tuple[AnyUser, bool]:
     """Sign a guest in for the API: return ``(user, created)``.
 
-    An existing guest is returned as it is; a registered user raises
-    :class:`AlreadyAuthenticated`; the gates that apply to API clients (enabled,
-    rate limit, CAPTCHA) raise their :class:`GuestRefused` subclasses.
+    ``metadata`` (the client's, checked first by :func:`anonauth.metadata.clean`, whose
+    errors it raises) is stored with a new guest, unless ``ANONAUTH_BEFORE_CREATE``
+    returns metadata of its own. An existing guest is returned as it is, its stored
+    metadata unchanged; a registered user raises :class:`AlreadyAuthenticated`; the
+    gates that apply to API clients (enabled, rate limit, CAPTCHA, the hook) raise their
+    :class:`GuestRefused` subclasses.
     """
+    cleaned = guest_metadata.clean(metadata)
     user: AnyUser = request.user
     if user.is_authenticated:
         if is_guest(user):
             return user, False
         raise AlreadyAuthenticated()
-    check_admission(request, lazy=False)
-    return sign_in_new_guest(request)
+    state.of(request).metadata = cleaned
+    stored = check_admission(request, lazy=False)
+    return sign_in_new_guest(request, metadata=stored)
 
 
-def sign_in_new_guest(request: HttpRequest) -> tuple[User, bool]:
+def sign_in_new_guest(
+    request: HttpRequest, *, metadata: dict[str, Any] | None = None
+) -> tuple[User, bool]:
     """Create (or claim, in a race) the guest for this request's client and log it in.
 
     The user, its ``Guest`` row, its session (database-backed engines) and its audit
@@ -154,7 +170,10 @@ def sign_in_new_guest(request: HttpRequest) -> tuple[User, bool]:
 
     try:
         return _create_guest_user(
-            creation_key=_creation_key(request), request=request, log_in=log_in
+            creation_key=_creation_key(request),
+            request=request,
+            log_in=log_in,
+            metadata=metadata or {},
         )
     except BaseException:
         request.session, request.user = previous_session, AnonymousUser()
@@ -191,8 +210,9 @@ def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
 # Admission gates
 
 
-def check_admission(request: HttpRequest, *, lazy: bool) -> None:
-    """Raise a :class:`GuestRefused` subclass if no guest may be created for ``request``.
+def check_admission(request: HttpRequest, *, lazy: bool) -> dict[str, Any]:
+    """Raise a :class:`GuestRefused` subclass if no guest may be created for ``request``;
+    return the new guest's metadata (:func:`anonauth.policy.ask_before_create`).
 
     ``lazy`` adds the gates that only make sense when a guest is created as a side
     effect of browsing: the request method, the user agent and the cookie check.
@@ -203,7 +223,7 @@ def check_admission(request: HttpRequest, *, lazy: bool) -> None:
         _check_client(request)
     check_rate(request, group=RATE_LIMIT_GROUP, rate=conf.RATE_LIMIT)
     _check_captcha(request)
-    policy.ask_before_create(request)
+    return policy.ask_before_create(request)
 
 
 def _check_client(request: HttpRequest) -> None:
@@ -304,7 +324,11 @@ LogIn = Callable[["User", str], None]
 
 
 def _create_guest_user(
-    *, creation_key: str | None, request: HttpRequest | None, log_in: LogIn | None = None
+    *,
+    creation_key: str | None,
+    request: HttpRequest | None,
+    log_in: LogIn | None = None,
+    metadata: dict[str, Any],
 ) -> tuple[User, bool]:
     """Insert a guest user (and ``log_in`` it); in a race for ``creation_key``, return
     the winner's.
@@ -323,7 +347,7 @@ def _create_guest_user(
             # atomic) a savepoint, so a failed attempt rolls back only its own rows.
             with db.atomic():
                 policy.reserve_network(network_key, creation_key)
-                user = _insert_guest(creation_key, session_key, network_key)
+                user = _insert_guest(creation_key, session_key, network_key, metadata)
                 if log_in is not None:
                     log_in(user, session_key)
                 audit.record(AuditEvent.CREATED)
@@ -342,15 +366,18 @@ def _create_guest_user(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _insert_guest(creation_key: str | None, session_key: str, network_key: str | None) -> User:
-    """INSERT the user and its ``Guest`` row (naming the session it will get, and the
-    network's keyed hash while the live-guest cap is on)."""
+def _insert_guest(
+    creation_key: str | None, session_key: str, network_key: str | None, metadata: dict[str, Any]
+) -> User:
+    """INSERT the user and its ``Guest`` row (naming the session it will get, the
+    network's keyed hash while the live-guest cap is on, and its metadata)."""
     user = _insert_user()
     guest = Guest(
         user_id=user.pk,
         creation_key=creation_key,
         session_key=session_key,
         network_key=network_key,
+        metadata=metadata,
     )
     guest.save(force_insert=True, using=db.alias())
     user.anonauth_guest = guest  # type: ignore[attr-defined]
@@ -430,8 +457,7 @@ def _identity_fields(model: type[Any]) -> dict[str, Any]:
     email_field = model_field(model, email_name)
     fields: dict[str, Any] = {}
     if email_field is not None and _needs_email(email_field):
-        local = _generate_username(max_length=64)
-        fields[email_name] = f"{local}@{conf.EMAIL_DOMAIN}"
+        fields[email_name] = _generate_email(max_length=email_field.max_length or 254)
     if username_name not in fields:
         username_field = model_field(model, username_name)
         max_length = getattr(username_field, "max_length", None) or 150
@@ -464,6 +490,33 @@ def _generate_username(*, max_length: int) -> str:
     return name
 
 
+def _generate_email(*, max_length: int) -> str:
+    generator: Callable[..., Any] = import_string(conf.EMAIL_GENERATOR)
+    email = generator(max_length=max_length)
+    problem = _synthetic_email_problem(email, max_length)
+    if problem is not None:
+        raise ImproperlyConfigured(f"ANONAUTH_EMAIL_GENERATOR returned {email!r}, {problem}.")
+    return email  # type: ignore[no-any-return]
+
+
+def _synthetic_email_problem(email: Any, max_length: int) -> str | None:
+    """Why ``email`` cannot be a guest's address, or ``None``. It must be a valid address
+    of at most ``max_length`` characters under ``ANONAUTH_EMAIL_DOMAIN``: upgrades refuse
+    those addresses, so a guest never holds (and blocks, or receives mail for) a real one."""
+    if not isinstance(email, str) or not email:
+        return "which is not an address"
+    if len(email) > max_length:
+        return f"which is longer than {max_length} characters"
+    try:
+        validate_email(email)
+    except ValidationError:
+        return "which is not a valid address"
+    domain, guest_domain = email.rpartition("@")[2].lower(), conf.EMAIL_DOMAIN.lower()
+    if domain != guest_domain and not domain.endswith(f".{guest_domain}"):
+        return f"which is not under ANONAUTH_EMAIL_DOMAIN ({conf.EMAIL_DOMAIN!r})"
+    return None
+
+
 GUEST_PREFIX = "guest-"
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -477,3 +530,16 @@ def generate_username(*, max_length: int) -> str:
     prefix = GUEST_PREFIX if max_length >= len(GUEST_PREFIX) + 12 else ""
     length = min(20, max_length - len(prefix))
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+# The longest local part an address may have (RFC 5321).
+EMAIL_LOCAL_MAX_LENGTH = 64
+
+
+def generate_email(*, max_length: int) -> str:
+    """The default guest address: a name from ``ANONAUTH_USERNAME_GENERATOR`` (at most 64
+    characters, fewer if the field is short) ``@`` ``ANONAUTH_EMAIL_DOMAIN``
+    (``guest.invalid``: a reserved name that never delivers)."""
+    domain = conf.EMAIL_DOMAIN
+    local_length = min(EMAIL_LOCAL_MAX_LENGTH, max_length - len(domain) - 1)
+    return f"{_generate_username(max_length=local_length)}@{domain}"

@@ -94,10 +94,11 @@ def link_guest(
     Sends ``guest_linking`` (inside the transaction), reassigns every relation per
     ``ANONAUTH_LINK_REASSIGN`` / ``ANONAUTH_LINK_EXCLUDE`` / ``ANONAUTH_LINK_CONFLICTS``,
     deletes the guest (unless ``ANONAUTH_LINK_DELETE_GUEST`` is false) and, after commit,
-    sends ``guest_linked``. Raises :class:`NotGuest` if ``guest`` is not (or no longer)
-    a guest or ``user`` is one, :class:`InvalidCredentials` if ``user`` cannot log in
-    (``is_active = False``: the guest would lose its data and its session to an account
-    nobody can use), :class:`LinkConflict` under the ``error`` policy,
+    sends ``guest_linked``; both signals carry the guest's ``metadata``. Raises
+    :class:`NotGuest` if ``guest`` is not (or no longer) a guest or ``user`` is one,
+    :class:`InvalidCredentials` if ``user`` cannot log in (``is_active = False``: the
+    guest would lose its data and its session to an account nobody can use),
+    :class:`LinkConflict` under the ``error`` policy,
     :class:`DeletionBlocked` if rows the link does not move protect the guest; any
     error rolls everything back.
     """
@@ -109,10 +110,13 @@ def link_guest(
     with db.atomic():
         # The one lock order (the user row, then the Guest row): a concurrent link,
         # upgrade, delete or purge of this guest waits here, or is waited for.
-        if not db.lock_guest(guest.pk):
+        metadata = db.lock_guest_metadata(guest.pk)
+        if metadata is None:
             raise NotGuest(_("This user is no longer a guest."))
         sender = user._meta.model
-        signals.guest_linking.send(sender, guest=guest, user=user, request=request)
+        signals.guest_linking.send(
+            sender, guest=guest, user=user, request=request, metadata=metadata
+        )
         for relation in relations_to_reassign():
             move(relation, guest, user, result)
         if conf.LINK_DELETE_GUEST:
@@ -126,6 +130,7 @@ def link_guest(
             user=user,
             request=request,
             result=result,
+            metadata=metadata,
         )
     return result
 

@@ -21,6 +21,12 @@ class Guest(models.Model):
     the visitor carried when the guest was created: concurrent requests with the same
     cookie collide on it, so exactly one guest is created for them. ``session_key``
     names the guest's server-side session so a purge can delete it with the guest.
+    ``metadata`` is the JSON object the guest was signed in with
+    (:mod:`anonauth.metadata`): data for the project, never a credential.
+
+    The three keys are only ever compared for equality, so each has one plain btree
+    index (``Meta``), not a field's ``db_index``/``unique``, which on PostgreSQL adds a
+    second, ``varchar_pattern_ops`` index for ``LIKE`` queries nobody runs.
     """
 
     user = models.OneToOneField(
@@ -32,21 +38,31 @@ class Guest(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     last_seen = models.DateTimeField(_("last seen"), default=timezone.now, db_index=True)
-    creation_key = models.CharField(
-        max_length=64, unique=True, null=True, blank=True, editable=False
-    )
+    creation_key = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     session_key = models.CharField(
-        max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False, db_index=True
+        max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False
     )
     # A keyed hash of the network the guest was created from (ANONAUTH_LIVE_GUEST_CAP),
     # never the address; NULL (not "") when the cap is off: no value shared by all rows.
     network_key = models.CharField(  # noqa: DJ001
-        max_length=64, null=True, blank=True, editable=False, db_index=True
+        max_length=64, null=True, blank=True, editable=False
+    )
+    # The database default too: code that predates the column (a rolling deploy) still
+    # inserts guests.
+    metadata = models.JSONField(
+        _("metadata"), default=dict, db_default={}, blank=True, editable=False
     )
 
     class Meta:
         verbose_name = _("guest")
         verbose_name_plural = _("guests")
+        constraints = [
+            models.UniqueConstraint(fields=["creation_key"], name="anonauth_guest_creation_key"),
+        ]
+        indexes = [
+            models.Index(fields=["session_key"], name="anonauth_guest_session_key"),
+            models.Index(fields=["network_key"], name="anonauth_guest_network_key"),
+        ]
 
     def __str__(self) -> str:
         return str(self.user)
@@ -91,12 +107,14 @@ class AuditEvent(models.Model):
     LINKED = "linked"
     DELETED = "deleted"
     PURGED = "purged"
+    TRANSFERRED = "transferred"
     KINDS = [
         (CREATED, _("created")),
         (UPGRADED, _("upgraded")),
         (LINKED, _("linked")),
         (DELETED, _("deleted")),
         (PURGED, _("purged")),
+        (TRANSFERRED, _("transferred")),
     ]
 
     kind = models.CharField(_("event"), max_length=16, choices=KINDS)
@@ -126,7 +144,7 @@ class TransferCode(models.Model):
     guest = models.ForeignKey(
         Guest, on_delete=models.CASCADE, related_name="transfer_codes", verbose_name=_("guest")
     )
-    digest = models.CharField(max_length=64, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
     session_key = models.CharField(
         max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="", editable=False
     )
@@ -136,6 +154,8 @@ class TransferCode(models.Model):
     class Meta:
         verbose_name = _("transfer code")
         verbose_name_plural = _("transfer codes")
+        # Looked up by equality only: one unique btree index (see Guest).
+        constraints = [models.UniqueConstraint(fields=["digest"], name="anonauth_transfer_digest")]
 
     def __str__(self) -> str:
         return f"transfer code of {self.guest_id} until {self.expires_at:%Y-%m-%d %H:%M}"

@@ -4,7 +4,9 @@ guests per network.
 - ``ANONAUTH_BEFORE_CREATE`` names ``hook(request)``, asked on the lazy path and by the
   sign-in endpoint after the other gates. It refuses by raising :class:`GuestRefused`
   (or :class:`CreationRefused` with a code and status of its own); any other exception
-  fails closed (:class:`BeforeCreateFailed`, logged).
+  fails closed (:class:`BeforeCreateFailed`, logged). It may return a dict: the new
+  guest's metadata (:mod:`anonauth.metadata`), in place of what the client sent
+  (``request.anonauth.metadata``); invalid metadata fails closed too.
 - ``ANONAUTH_LIVE_GUEST_CAP`` caps the guests still alive (not purged, upgraded or
   linked: their ``Guest`` row is gone then) per network: IPv4 /24, IPv6 /64, stored
   only as a keyed hash (``Guest.network_key``). Counted with one indexed query inside
@@ -23,26 +25,41 @@ from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 
-from anonauth import db
+from anonauth import db, metadata, state
 from anonauth.conf import conf
-from anonauth.exceptions import BeforeCreateFailed, GuestRefused, LiveGuestCapReached
+from anonauth.exceptions import (
+    BeforeCreateFailed,
+    GuestRefused,
+    LiveGuestCapReached,
+    MetadataInvalid,
+)
 
 logger = logging.getLogger("anonauth")
 
 NETWORK_SALT = "anonauth.network"
 
 
-def ask_before_create(request: HttpRequest) -> None:
-    """Ask ``ANONAUTH_BEFORE_CREATE`` (if set) whether a guest may be created."""
+def ask_before_create(request: HttpRequest) -> dict[str, Any]:
+    """Ask ``ANONAUTH_BEFORE_CREATE`` (if set) whether a guest may be created; return
+    the new guest's metadata: the dict the hook returned, else the client's
+    (``request.anonauth.metadata``). Any other return value (``None``) only allows."""
+    requested = state.of(request).metadata
     if conf.BEFORE_CREATE is None:
-        return
+        return requested
     hook: Callable[[HttpRequest], Any] = import_string(conf.BEFORE_CREATE)
     try:
-        hook(request)
+        answer = hook(request)
     except GuestRefused:
         raise
     except Exception as error:  # a broken hook refuses: fail closed, and say why in the log
         logger.exception("anonauth: ANONAUTH_BEFORE_CREATE raised")
+        raise BeforeCreateFailed() from error
+    if not isinstance(answer, dict):
+        return requested
+    try:
+        return metadata.clean(answer)
+    except MetadataInvalid as error:  # the project's bug, not the client's: fail closed
+        logger.exception("anonauth: ANONAUTH_BEFORE_CREATE returned invalid metadata")
         raise BeforeCreateFailed() from error
 
 

@@ -36,6 +36,13 @@ COOKIE_SCHEME = "cookieAuth"
 # The codes whose ``detail`` is not a string: ``invalid`` carries DRF's field errors
 # (``{"field": ["message", ...]}``), ``password_invalid`` each validator's message.
 FIELD_ERRORS_CODES = frozenset({"invalid"})
+METADATA_RESPONSE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {},
+    "nullable": True,
+    "readOnly": True,
+    "description": "The metadata the guest was signed in with; `null` for a registered user.",
+}
 MESSAGE_LIST_CODES = frozenset({"password_invalid"})
 
 
@@ -277,7 +284,8 @@ if HAS_SPECTACULAR:
             return SESSION_TOKEN_DEFINITION
 
     class UserSchema(OpenApiSerializerExtension):
-        """``UserSerializer``: ``id`` typed like the user model's primary key."""
+        """``UserSerializer``: ``id`` typed like the user model's primary key; a guest's
+        ``metadata`` object (``null`` for a registered user)."""
 
         target_class = "anonauth.serializers.UserSerializer"
 
@@ -289,6 +297,7 @@ if HAS_SPECTACULAR:
                 "username": {"type": "string", "readOnly": True},
                 "email": auto_schema._map_serializer_field(fields["email"], direction),
                 "is_guest": auto_schema._map_serializer_field(fields["is_guest"], direction),
+                "metadata": METADATA_RESPONSE_SCHEMA,
             }
             return {
                 "type": "object",

@@ -5,17 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from anonauth.guests import is_guest
 
 
+class MetadataField(serializers.DictField):
+    """A guest's metadata: a JSON object. A request's is checked by
+    :func:`anonauth.metadata.clean` (with codes of its own), not by DRF, and only a JSON
+    body can carry one (a form's ``metadata`` is text, which is refused)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        return dictionary.get(self.field_name, empty)
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+
 class UserSerializer(serializers.Serializer[Any]):
-    """A user as the API shows it. Guests show no email (theirs is never real)."""
+    """A user as the API shows it. Guests show no email (theirs is never real), and
+    their metadata; a registered user's ``metadata`` is ``null``."""
 
     id = serializers.ReadOnlyField(source="pk")
     username = serializers.ReadOnlyField(source="get_username")
     email = serializers.SerializerMethodField()
     is_guest = serializers.SerializerMethodField()
+    metadata = serializers.SerializerMethodField()
 
     def get_email(self, user: Any) -> str | None:
         if is_guest(user):
@@ -24,6 +39,17 @@ class UserSerializer(serializers.Serializer[Any]):
 
     def get_is_guest(self, user: Any) -> bool:
         return is_guest(user)
+
+    def get_metadata(self, user: Any) -> dict[str, Any] | None:
+        """The guest's stored metadata (the ``Guest`` row ``is_guest`` loaded)."""
+        return user.anonauth_guest.metadata if is_guest(user) else None
+
+
+class SignInRequestSerializer(serializers.Serializer[Any]):
+    """The sign-in request: an optional JSON object of metadata stored with a new guest
+    (``ANONAUTH_METADATA_MAX_BYTES``, ``ANONAUTH_METADATA_MAX_DEPTH``)."""
+
+    metadata = MetadataField(required=False, allow_null=True)
 
 
 class TokenPairSerializer(serializers.Serializer[Any]):

@@ -20,16 +20,18 @@ logger = logging.getLogger("anonauth")
 guest_created = Signal()
 
 # A guest was upgraded in place to a full account. Sent after commit.
-# sender: the user model; arguments: user, request, method ("password", "social", ...).
+# sender: the user model; arguments: user, request, method ("password", "social", ...),
+# metadata (the guest's metadata, a dict, as it was before the upgrade).
 guest_upgraded = Signal()
 
 # A guest is about to be merged into an existing account. Sent inside the link
 # transaction: an exception rolls the whole link back.
-# sender: the user model; arguments: guest, user, request.
+# sender: the user model; arguments: guest, user, request, metadata (the guest's).
 guest_linking = Signal()
 
 # A guest was merged into an existing account. Sent after commit.
-# sender: the user model; arguments: guest_id, user, request, result (a LinkResult).
+# sender: the user model; arguments: guest_id, user, request, result (a LinkResult),
+# metadata (the guest's, as it was before the link).
 guest_linked = Signal()
 
 # A guest deleted itself (the API's delete/) or was deleted when it logged out.

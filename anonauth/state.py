@@ -9,7 +9,7 @@ first use, so it works with or without ``GuestMiddleware`` (a view that calls
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class RequestState:
       before a social login must spare it.
     - ``unsaved_cookie``: a new guest's session was inserted in its creation's
       transaction; the middleware sets its cookie unless the response saves it anyway.
+    - ``metadata``: the metadata the client sent to ``sign-in/`` (validated; ``{}`` on
+      the lazy path), for ``ANONAUTH_BEFORE_CREATE`` to read before a guest is created.
     """
 
     refusal: GuestRefused | None = None
@@ -44,6 +46,7 @@ class RequestState:
     link_attempted: bool = False
     keep_signed_in: bool = False
     unsaved_cookie: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def refusal_code(self) -> str | None:

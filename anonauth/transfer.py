@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
-from anonauth import db, observe, sessions
+from anonauth import audit, db, observe, sessions
 from anonauth.conf import conf
 from anonauth.exceptions import (
     AlreadyAuthenticated,
@@ -35,7 +35,7 @@ from anonauth.exceptions import (
     RateLimited,
 )
 from anonauth.guests import check_rate, is_guest
-from anonauth.models import TransferCode
+from anonauth.models import AuditEvent, TransferCode
 
 # No 0/O, 1/I/L, U/V look-alikes: 29 symbols, 29**8 (about 5e11) codes.
 ALPHABET = "ABCDEFGHJKMNPQRSTWXYZ23456789"
@@ -134,6 +134,7 @@ def redeem(request: HttpRequest, text: str) -> Any:
     :class:`InvalidTransferCode`. Of concurrent redemptions of one code exactly one wins:
     the code's row is deleted under the guest's locks, and only one DELETE finds it.
     Logged on ``anonauth.transfer``, redeemed or refused.
+    With ``ANONAUTH_AUDIT`` a ``transferred`` event is written in the same transaction.
     """
     try:
         user = _redeem(request, text)
@@ -155,6 +156,7 @@ def _redeem(request: HttpRequest, text: str) -> Any:
         sessions.start_transferred_session(request, user)
         if conf.TRANSFER_ENDS_FIRST_SESSION:
             _end_first_device(row, user, request.session.session_key or "")
+        audit.record(AuditEvent.TRANSFERRED)
     return user
 
 

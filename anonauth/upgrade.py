@@ -43,7 +43,7 @@ from anonauth.exceptions import (
     UsernameInUse,
 )
 from anonauth.guests import check_rate, is_guest, model_field
-from anonauth.models import cache_guest_flag, cached_guest_flag, forget_guest_flag
+from anonauth.models import Guest, cache_guest_flag, cached_guest_flag, forget_guest_flag
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -134,7 +134,8 @@ def upgrading(
     already gone: a concurrent upgrade won), yields ``user`` for the caller to set
     and save its fields, then checks under a lock on the address that its email is
     used by no other account (:class:`EmailInUse`), so that of two upgrades racing
-    for one address exactly one commits. After commit ``guest_upgraded`` is sent and,
+    for one address exactly one commits. After commit ``guest_upgraded`` is sent (with
+    the guest's ``metadata``, read under the lock before its ``Guest`` row went) and,
     with ``request``, the visitor goes on as the account
     (:func:`anonauth.sessions.continue_as_account`).
     An exception rolls everything back and leaves ``user`` a guest.
@@ -142,11 +143,16 @@ def upgrading(
     model = user._meta.model
     try:
         with db.atomic():
-            _remove_guest_flag(user)
+            metadata = _remove_guest_flag(user)
             yield user
             _check_email_unique(user)
             signals.send_after_commit(
-                signals.guest_upgraded, model, user=user, request=request, method=method
+                signals.guest_upgraded,
+                model,
+                user=user,
+                request=request,
+                method=method,
+                metadata=metadata,
             )
     except BaseException:
         forget_guest_flag(user)  # is_guest() asks again
@@ -250,11 +256,14 @@ def _any_of(field: str, emails: set[str]) -> Q:
 # Inside the transaction
 
 
-def _remove_guest_flag(user: Any) -> None:
-    if not db.lock_guest(user.pk):
+def _remove_guest_flag(user: Any) -> dict[str, Any]:
+    """Delete the guest flag under the locks; return the guest's metadata."""
+    metadata = db.lock_guest_metadata(user.pk)
+    if metadata is None:
         raise NotGuest()  # upgraded, linked or purged meanwhile
     db.guests().filter(user_id=user.pk).delete()
     cache_guest_flag(user, None)  # is_guest(user) is False now
+    return metadata
 
 
 def _check_email_unique(user: Any) -> None:
@@ -327,11 +336,24 @@ def end_guest_status_on_password(sender: Any, instance: Any, **kwargs: Any) -> N
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and "password" not in update_fields:
         return
-    if not instance.has_usable_password() or cached_guest_flag(instance) is None:
+    flag = cached_guest_flag(instance)
+    if not instance.has_usable_password() or flag is None:
         return
-    deleted, _ = db.guests().filter(user_id=instance.pk).delete()
+    rows = db.guests().filter(user_id=instance.pk)
+    metadata = flag.metadata if isinstance(flag, Guest) else _stored_metadata(rows)
+    deleted, _ = rows.delete()
     cache_guest_flag(instance, None)
     if deleted:
         signals.send_after_commit(
-            signals.guest_upgraded, type(instance), user=instance, request=None, method=PASSWORD_SET
+            signals.guest_upgraded,
+            type(instance),
+            user=instance,
+            request=None,
+            method=PASSWORD_SET,
+            metadata=metadata,
         )
+
+
+def _stored_metadata(rows: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] | None = rows.values_list("metadata", flat=True).first()
+    return metadata or {}

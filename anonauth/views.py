@@ -40,6 +40,7 @@ from anonauth.serializers import (
     LinkResultSerializer,
     LinkSerializer,
     SessionSerializer,
+    SignInRequestSerializer,
     SignInSerializer,
     TransferCodeSerializer,
     TransferRedeemSerializer,
@@ -70,6 +71,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "live_guest_cap": status.HTTP_429_TOO_MANY_REQUESTS,
     "before_create_failed": status.HTTP_503_SERVICE_UNAVAILABLE,
     "creation_refused": status.HTTP_403_FORBIDDEN,
+    "metadata_invalid": status.HTTP_400_BAD_REQUEST,
+    "metadata_too_deep": status.HTTP_400_BAD_REQUEST,
+    "metadata_too_large": status.HTTP_400_BAD_REQUEST,
 }
 
 
@@ -211,28 +215,44 @@ def signed_in_as(user: Any, request: Request, *, rotate: bool = False) -> dict[s
 
 @documented(
     summary="Sign in as a guest",
-    description="Idempotent: a guest already signed in gets itself back (200). "
+    description="Idempotent: a guest already signed in gets itself back (200), its "
+    "stored metadata unchanged. `metadata` (optional, a JSON object) is stored with a new "
+    "guest: data for the project, never trusted for authorisation. "
     "`session_token` is the session key for app clients that send no cookies, "
     "`null` for cookie clients.",
+    request=SignInRequestSerializer,
     responses={
         201: (SignInSerializer, "A new guest, now signed in."),
         200: (SignInSerializer, "The guest already signed in."),
     },
     errors={
-        400: ["captcha_failed"],
+        400: [
+            "captcha_failed",
+            "metadata_invalid",
+            "metadata_too_deep",
+            "metadata_too_large",
+            "invalid",
+            "parse_error",
+        ],
         403: ["disabled", "csrf_failed", "creation_refused"],
         409: ["already_authenticated"],
+        413: ["request_too_large"],
+        415: ["unsupported_media_type"],
         429: ["rate_limited", "live_guest_cap"],
         503: ["unavailable", "before_create_failed"],
     },
 )
 class SignInView(AnonAuthAPIView):
-    """POST: sign in as a guest (201 new guest, 200 the guest already signed in)."""
+    """POST (optionally ``{"metadata": {...}}``): sign in as a guest (201 new guest, 200
+    the guest already signed in)."""
 
     permission_classes = [AllowAny]
 
     def post(self, request: Request) -> Response:
-        user, created = guests.sign_in(request._request)
+        data = SignInRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        metadata = data.validated_data.get("metadata")
+        user, created = guests.sign_in(request._request, metadata=metadata)
         body = signed_in_as(user, request)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

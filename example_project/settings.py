@@ -160,3 +160,10 @@ LOGGING = {
         "anonauth.transfer": {"level": "INFO"},
     },
 }
+# A new guest keeps the ?utm_campaign= its visitor came with as its metadata, shown on
+# the shop page and carried over to the account (docs/metadata.md).
+ANONAUTH_BEFORE_CREATE = "example_project.shop.policy.before_create"
+
+# Guests' synthetic addresses, for a user model that needs an email (this demo's
+# auth.User does not, so its guests keep an empty one): shopper-…@shop.guest.invalid.
+ANONAUTH_EMAIL_GENERATOR = "example_project.shop.policy.guest_email"

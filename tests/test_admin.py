@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.contrib.messages.storage.cookie import CookieStorage
+from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
@@ -155,6 +156,40 @@ def test_the_guest_list_sorts_by_the_short_columns(
     fresh, stale = two_guests
     page = changelist(staff, None, "?o=3")  # the "last seen" column, oldest first
     assert page.index(stale.get_username()) < page.index(fresh.get_username())
+
+
+class TestTransferCodeAdmin:
+    def test_codes_are_listed_without_their_digest(self, staff: Client, rf: Any) -> None:
+        from anonauth import transfer
+        from anonauth.models import TransferCode
+
+        guest = create_guest()
+        request = rf.post("/")
+        request.user, request.session = guest, SessionStore()
+        transfer.issue(request)
+        row = TransferCode.objects.get()
+        page = staff.get("/admin/anonauth/transfercode/").content.decode()
+        assert guest.get_username() in page
+        assert "field-expires_at" in page
+        assert "field-created_at" in page
+        detail = staff.get(f"/admin/anonauth/transfercode/{row.pk}/change/").content.decode()
+        assert guest.get_username() in detail
+        assert row.digest not in page + detail
+        assert row.digest[:16] not in page + detail
+
+    def test_codes_are_read_only(self, staff: Client) -> None:
+        from anonauth.models import TransferCode
+
+        row = TransferCode.objects.create(
+            guest_id=create_guest().pk, digest="d" * 64, expires_at=timezone.now()
+        )
+        url = f"/admin/anonauth/transfercode/{row.pk}/change/"
+        page = staff.get(url).content.decode()
+        assert 'name="_save"' not in page
+        assert staff.get("/admin/anonauth/transfercode/add/").status_code == 403
+        later = timezone.now() + timedelta(days=9)
+        assert staff.post(url, {"expires_at": later.isoformat()}).status_code == 403
+        assert TransferCode.objects.get().expires_at < later
 
 
 class TestActivityPage:

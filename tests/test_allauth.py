@@ -658,3 +658,69 @@ def test_api_upgrade_registers_the_address_with_allauth(
         assert mail.outbox[0].to == ["ada@example.com"]
     still_signed_in = signed_in_as(guest_browser) == guest_id(guest_browser)
     assert still_signed_in is (verification != "mandatory")
+
+
+# Every allauth path hands the upgrade and link receivers the guest's metadata
+
+METADATA = {"campaign": "spring"}
+
+
+@pytest.fixture
+def tagged_guest(guest_browser: Client) -> Client:
+    from anonauth.models import Guest
+
+    Guest.objects.filter(user_id=guest_id(guest_browser)).update(metadata=METADATA)
+    return guest_browser
+
+
+def test_signup_hands_the_metadata_over(
+    tagged_guest: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    with (
+        capture_signal(signals.guest_upgraded) as upgrades,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        tagged_guest.post("/accounts/signup/", {"email": "ada@example.com", "password1": PASSWORD})
+    assert [(u["method"], u["metadata"]) for u in upgrades] == [("password", METADATA)]
+
+
+def test_social_signup_hands_the_metadata_over(
+    tagged_guest: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    with (
+        capture_signal(signals.guest_upgraded) as upgrades,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        social_login(tagged_guest, id=1234, email="ada@example.com", email_verified="on")
+    assert [(u["method"], u["metadata"]) for u in upgrades] == [("social", METADATA)]
+
+
+def test_social_login_link_hands_the_metadata_over(
+    tagged_guest: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    owner = registered_user("owner@example.com")
+    SocialAccount.objects.create(user=owner, provider="dummy", uid="999")
+    with (
+        capture_signal(signals.guest_linking) as linking,
+        capture_signal(signals.guest_linked) as linked,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        social_login(tagged_guest, id=999, email="owner@example.com")
+    assert_linked_into(tagged_guest, owner)
+    assert [call["metadata"] for call in linking + linked] == [METADATA] * 2
+
+
+def test_password_login_link_hands_the_metadata_over(
+    tagged_guest: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    owner = registered_user("owner@example.com")
+    owner.set_password(PASSWORD)
+    owner.save()
+    with (
+        capture_signal(signals.guest_linking) as linking,
+        capture_signal(signals.guest_linked) as linked,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        tagged_guest.post("/accounts/login/", {"login": "owner@example.com", "password": PASSWORD})
+    assert_linked_into(tagged_guest, owner)
+    assert [call["metadata"] for call in linking + linked] == [METADATA] * 2

@@ -118,6 +118,7 @@ class TestSession:
                 "username": get_user_model().objects.get().get_username(),
                 "email": None,
                 "is_guest": True,
+                "metadata": {},
             }
         }
 
@@ -130,6 +131,7 @@ class TestSession:
             "username": member.get_username(),
             "email": "member@example.com",
             "is_guest": False,
+            "metadata": None,
         }
 
 

@@ -172,6 +172,8 @@ class TestSettings:
             ("REGISTER_URL", 5),
             ("CAPTCHA_VERIFIER", 5),
             ("USERNAME_GENERATOR", None),
+            ("EMAIL_GENERATOR", None),
+            ("EMAIL_GENERATOR", 5),
         ],
     )
     def test_e1xx_bad_values(self, name: str, value: Any) -> None:
@@ -193,13 +195,14 @@ class TestSettings:
             ("TOUCH_INTERVAL", 0),
             ("RATE_LIMIT", None),
             ("EMAIL_DOMAIN", "guests.example.com"),
+            ("EMAIL_GENERATOR", "tests.testapp.generators.tenant_email"),
         ],
     )
     def test_good_values(self, name: str, value: Any) -> None:
         with override_settings(**{f"ANONAUTH_{name}": value}):
             assert checks.check_settings() == []
 
-    @pytest.mark.parametrize("name", ["USERNAME_GENERATOR", "CAPTCHA_VERIFIER"])
+    @pytest.mark.parametrize("name", ["USERNAME_GENERATOR", "EMAIL_GENERATOR", "CAPTCHA_VERIFIER"])
     def test_e150_paths_must_import(self, name: str) -> None:
         with override_settings(**{f"ANONAUTH_{name}": "tests.nowhere.nothing"}):
             errors = checks.check_settings()
@@ -439,6 +442,35 @@ class TestMetricsSettings:
         assert ids(errors) == expected
         if errors:
             assert "prometheus-client is not installed" in errors[0].msg
+
+
+class TestMetadataSettings:
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("METADATA_MAX_BYTES", -1),
+            ("METADATA_MAX_BYTES", "1024"),
+            ("METADATA_MAX_BYTES", True),
+            ("METADATA_MAX_DEPTH", 0),
+            ("METADATA_MAX_DEPTH", None),
+            ("METADATA_MAX_DEPTH", 2.5),
+        ],
+    )
+    def test_bad_values(self, name: str, value: Any) -> None:
+        with override_settings(**{f"ANONAUTH_{name}": value}):
+            errors = checks.check_settings()
+        assert ids(errors) == [SETTING_IDS[name]]
+        assert errors[0].msg.startswith(f"ANONAUTH_{name} must be")
+
+    @pytest.mark.parametrize(("size", "depth"), [(None, 1), (0, 3), (65536, 10)])
+    def test_good_values(self, size: int | None, depth: int) -> None:
+        with override_settings(ANONAUTH_METADATA_MAX_BYTES=size, ANONAUTH_METADATA_MAX_DEPTH=depth):
+            assert checks.check_settings() == []
+
+    def test_the_ids(self) -> None:
+        assert SETTING_IDS["METADATA_MAX_BYTES"] == "anonauth.E126"
+        assert SETTING_IDS["METADATA_MAX_DEPTH"] == "anonauth.E127"
+        assert SETTING_IDS["EMAIL_GENERATOR"] == "anonauth.E128"
 
 
 class TestPurgeSettings:

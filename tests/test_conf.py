@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_SERIALIZERS": {},
     "EXPORT_RATE_LIMIT": "10/h",
     "METRICS": False,
+    "METADATA_MAX_BYTES": 1024,
+    "METADATA_MAX_DEPTH": 3,
+    "EMAIL_GENERATOR": "anonauth.guests.generate_email",
 }
 
 # A project's value for each setting, unlike its default.
@@ -84,6 +87,9 @@ PROJECT_VALUES: dict[str, Any] = {
     "EXPORT_SERIALIZERS": {"linkapp.Note": "tests.test_export.note_as_text"},
     "EXPORT_RATE_LIMIT": "1/d",
     "METRICS": "auto",
+    "METADATA_MAX_BYTES": 4096,
+    "METADATA_MAX_DEPTH": 1,
+    "EMAIL_GENERATOR": "tests.testapp.generators.tenant_email",
 }
 
 NAMES = sorted(name for name, value in vars(Settings).items() if isinstance(value, property))

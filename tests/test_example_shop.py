@@ -445,3 +445,65 @@ def test_the_shop_logs_anonauth_events_and_turns_metrics_on() -> None:
 
     assert shop.ANONAUTH_METRICS == "auto"
     assert {"anonauth", "anonauth.gates", "anonauth.purge"} <= set(shop.LOGGING["loggers"])
+
+
+# The campaign a visitor came with: the guest's metadata, shown, carried to the account
+
+SHOP_HOOK = "example_project.shop.policy.before_create"
+
+
+@override_settings(ANONAUTH_BEFORE_CREATE=SHOP_HOOK)
+def test_the_campaign_a_visitor_came_with_is_kept_and_shown(browser: Client, mug: Product) -> None:
+    landing = browser.get("/?utm_campaign=spring").content.decode()
+    assert 'id="campaign"' not in landing  # not a guest yet
+    assert not Guest.objects.exists()
+    browser.post(f"/cart/add/{mug.pk}/")
+    assert Guest.objects.get().metadata == {"utm_campaign": "spring"}
+    page = browser.get("/").content.decode()
+    assert "You came with the <em>spring</em> campaign." in page
+
+
+@override_settings(ANONAUTH_BEFORE_CREATE=SHOP_HOOK)
+def test_a_visitor_without_a_campaign_gets_empty_metadata(browser: Client, mug: Product) -> None:
+    browser.post(f"/cart/add/{mug.pk}/")
+    assert Guest.objects.get().metadata == {}
+    assert 'id="campaign"' not in browser.get("/").content.decode()
+
+
+@pytest.mark.auth_user_only  # the example project uses auth.User
+@pytest.mark.django_db(transaction=True)  # the receiver runs after a real commit
+@override_settings(
+    ANONAUTH_BEFORE_CREATE=SHOP_HOOK,
+    ROOT_URLCONF="example_project.urls",
+    TEMPLATES=EXAMPLE_TEMPLATES,
+)
+def test_the_campaign_is_carried_to_the_account_on_link(
+    browser: Client, mug: Product, caplog: pytest.LogCaptureFixture
+) -> None:
+    member = make_registered_user()
+    browser.get("/?utm_campaign=spring")
+    browser.post(f"/cart/add/{mug.pk}/")
+    credentials = {"username": member.get_username(), "password": "correct-horse-42"}
+    with caplog.at_level("INFO", logger="example_project.shop"):
+        response = browser.post("/accounts/login/", {**credentials, "next": "/cart/"}, follow=True)
+    assert f"shop: user {member.pk} came with the 'spring' campaign" in caplog.text
+    assert "You came with the “spring” campaign." in response.content.decode()
+
+
+@pytest.mark.auth_user_only  # the shop's upgrade makes the email the username
+@override_settings(ANONAUTH_BEFORE_CREATE=SHOP_HOOK)
+def test_the_campaign_is_carried_to_the_account_on_upgrade(
+    browser: Client,
+    mug: Product,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    browser.get("/?utm_campaign=spring")
+    browser.post(f"/cart/add/{mug.pk}/")
+    guest_id = Guest.objects.get().pk
+    with (
+        caplog.at_level("INFO", logger="example_project.shop"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        browser.post("/account/upgrade/", {"email": "ada@example.com", "password": PASSWORD})
+    assert f"shop: user {guest_id} came with the 'spring' campaign" in caplog.text

@@ -134,6 +134,40 @@ def test_auth_user_guests_keep_an_empty_email() -> None:
     assert guests.create_guest().email == ""
 
 
+@pytest.mark.auth_user_only
+@override_settings(ANONAUTH_EMAIL_GENERATOR="tests.testapp.generators.scripted_email")
+def test_the_email_generator_is_not_asked_when_the_model_needs_no_email() -> None:
+    from tests.testapp import generators
+
+    generators.CALLS.clear()
+    assert guests.create_guest().email == ""
+    assert generators.CALLS == []
+
+
+class TestGenerateEmail:
+    def test_default_shape(self) -> None:
+        local, _, domain = guests.generate_email(max_length=254).partition("@")
+        assert domain == "guest.invalid"
+        assert local.startswith("guest-")
+        assert len(local) == 26
+
+    @override_settings(ANONAUTH_EMAIL_DOMAIN="guests.example.com")
+    def test_the_domain_setting(self) -> None:
+        assert guests.generate_email(max_length=254).endswith("@guests.example.com")
+
+    def test_a_short_field_gets_a_short_local_part(self) -> None:
+        email = guests.generate_email(max_length=30)
+        assert len(email) <= 30
+        assert email.endswith("@guest.invalid")
+
+    @override_settings(ANONAUTH_USERNAME_GENERATOR="tests.testapp.captcha.scripted_username")
+    def test_the_local_part_comes_from_the_username_generator(self) -> None:
+        captcha.NAMES[:] = ["guest-from-the-username-generator"]
+        assert guests.generate_email(max_length=254) == (
+            "guest-from-the-username-generator@guest.invalid"
+        )
+
+
 class TestEnsureGuest:
     def test_creates_and_logs_in_keeping_session_data(self) -> None:
         request = browser_request()

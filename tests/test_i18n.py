@@ -235,6 +235,24 @@ def invalid_transfer_code(monkeypatch: pytest.MonkeyPatch) -> Send:
     )
 
 
+def sign_in_with(metadata: Any) -> Callable[[pytest.MonkeyPatch], Send]:
+    def setup(monkeypatch: pytest.MonkeyPatch) -> Send:
+        body = json.dumps({"metadata": metadata})
+        return lambda language: Client().post(
+            SIGN_IN, body, content_type="application/json", **_in(language)
+        )
+
+    return setup
+
+
+CASES["metadata_invalid"] = Case(sign_in_with([1]), "Metadaten müssen ein JSON-Objekt sein.")
+CASES["metadata_too_deep"] = Case(
+    sign_in_with({"a": {"b": {"c": [1]}}}),
+    "Metadaten dürfen höchstens 3 Ebenen tief verschachtelt sein.",
+)
+CASES["metadata_too_large"] = Case(
+    sign_in_with({"a": "x" * 2000}), "Metadaten dürfen höchstens 1024 Byte JSON umfassen."
+)
 CASES["invalid_transfer_code"] = Case(
     invalid_transfer_code,
     "Dieser Übertragungscode ist ungültig (er ist vielleicht abgelaufen oder wurde schon "

@@ -154,7 +154,7 @@ class TestGatesOfTheAPI:
     ) -> None:
         from django.db import DatabaseError
 
-        def broken(request: Any) -> Any:
+        def broken(request: Any, **kwargs: Any) -> Any:
             raise DatabaseError("down")
 
         monkeypatch.setattr(guests, "sign_in", broken)

@@ -178,6 +178,8 @@ def run_schemathesis(
             app=app, headers=headers(), checks=checks, environ_base=ENVIRON
         )
         seen.add(response.status_code)
+        if mode.is_negative and response.status_code in (200, 409):
+            print("ODD", response.status_code, repr(case.body), case.headers, case.query, case.media_type, response.text[:200])
 
     check()
     return seen
@@ -227,6 +229,9 @@ def test_schemathesis(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+# Not sign-in/: its body is optional and every field of it too, so a form body the
+# generator breaks (``[]`` as multipart) is an empty one, which signs in (201); its bad
+# metadata is answered in TestDocumentedAnswers.
 @pytest.mark.parametrize("path", [f"{API}upgrade/", f"{API}link/", f"{API}transfer/redeem/"])
 def test_schemathesis_negative(api_schema: Any, app: Application, path: str, client: str) -> None:
     """Bodies that break the schema (only these operations take one) are rejected."""
@@ -400,6 +405,26 @@ class TestDocumentedAnswers:
             assert call_and_validate(api_schema, app, "POST sign-in/").status_code == 201
             response = call_and_validate(api_schema, app, "POST sign-in/")
         assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+
+    def test_sign_in_with_metadata(self, api_schema: Any, app: Application) -> None:
+        body = {"metadata": {"utm_campaign": "spring", "ab": [1, 2]}}
+        response = call_and_validate(api_schema, app, "POST sign-in/", body=body)
+        assert response.status_code == 201
+        assert response.json()["user"]["metadata"] == body["metadata"]
+
+    @pytest.mark.parametrize(
+        ("metadata", "code"),
+        [
+            ([1], "metadata_invalid"),
+            ({"a": {"b": {"c": [1]}}}, "metadata_too_deep"),
+            ({"a": "x" * 2000}, "metadata_too_large"),
+        ],
+    )
+    def test_sign_in_bad_metadata(
+        self, api_schema: Any, app: Application, metadata: Any, code: str
+    ) -> None:
+        response = call_and_validate(api_schema, app, "POST sign-in/", body={"metadata": metadata})
+        assert (response.status_code, response.json()["code"]) == (400, code)
 
     @override_settings(ANONAUTH_ENABLED=False)
     def test_sign_in_disabled(self, api_schema: Any, app: Application) -> None:

@@ -161,6 +161,22 @@ class TestRedeem:
         assert Guest.objects.count() == 1
         assert not TransferCode.objects.exists()
 
+    def test_a_redemption_is_an_audit_event(self) -> None:
+        from anonauth.models import AuditEvent
+
+        code = ask_code(first_device()[0])
+        assert redeem(second_device(), "ABCD-EFGH").status_code == 400
+        assert not AuditEvent.objects.filter(kind=AuditEvent.TRANSFERRED).exists()
+        assert redeem(second_device(), code).status_code == 200
+        assert AuditEvent.objects.filter(kind=AuditEvent.TRANSFERRED).count() == 1
+
+    @override_settings(ANONAUTH_AUDIT=False)
+    def test_no_audit_event_with_auditing_off(self) -> None:
+        from anonauth.models import AuditEvent
+
+        assert redeem(second_device(), ask_code(first_device()[0])).status_code == 200
+        assert not AuditEvent.objects.exists()
+
     def test_a_code_works_once(self) -> None:
         code = ask_code(first_device()[0])
         assert redeem(second_device(), code).status_code == 200

@@ -309,6 +309,7 @@ def test_guest_upgraded_sent_after_commit(
             "user": guest,
             "request": None,
             "method": "password",
+            "metadata": {},
         }
     ]
 

@@ -22,10 +22,16 @@ from anonauth.transfer import issue
 from anonauth.upgrade import upgrade_guest
 
 from .models import Cart, CartItem, Order, Product
+from .policy import CAMPAIGN_KEY, note_campaign
 
 
 def product_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "shop/product_list.html", {"products": Product.objects.all()})
+    note_campaign(request)  # ?utm_campaign=: the guest made later keeps it (policy.py)
+    campaign = None
+    if is_guest(request.user):
+        campaign = request.user.anonauth_guest.metadata.get(CAMPAIGN_KEY)  # type: ignore[union-attr]
+    context = {"products": Product.objects.all(), "campaign": campaign}
+    return render(request, "shop/product_list.html", context)
 
 
 @guest_allowed
