@@ -6,7 +6,7 @@ with ``.iterator()``: one chunk of rows is in memory at a time, whatever their n
 The document (``"format": "anonauth.export"``, ``"version": 1``)::
 
     {"format": "anonauth.export", "version": 1, "exported_at": "2026-…",
-     "user": {...}, "guest": {"created_at": "…", "last_seen": "…"} or null,
+     "user": {...}, "guest": {"created_at": "…", "last_seen": "…", "metadata": {…}} or null,
      "relations": {"shop.Cart.owner": [{...}, ...], ...}}
 
 The first chunk (the header: the user and its ``Guest`` row) is built before anything
@@ -94,9 +94,11 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
             "properties": {
                 "created_at": {"type": "string", "format": "date-time"},
                 "last_seen": {"type": "string", "format": "date-time"},
+                "metadata": {"type": "object", "additionalProperties": True},
             },
-            "required": ["created_at", "last_seen"],
-            "description": "When the guest was created and last seen; null for a registered user.",
+            "required": ["created_at", "last_seen", "metadata"],
+            "description": "When the guest was created and last seen, and the metadata it was "
+            "created with; null for a registered user.",
         },
         "relations": {
             "type": "object",
@@ -255,7 +257,7 @@ def _user_parts(user: Any, serializers: Serializers, chunk_size: int) -> Iterato
     during the export clears ``user.pk`` on that instance, and the export goes on.
     """
     user_id = user.pk
-    guest = db.guests().filter(pk=user_id).values("created_at", "last_seen").first()
+    guest = db.guests().filter(pk=user_id).values("created_at", "last_seen", "metadata").first()
     header = f'"user": {_encode(serializers.user(user))},\n"guest": {_encode(guest)},\n'
     yield header + '"relations": {'
     separator = "\n"

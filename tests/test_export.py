@@ -149,6 +149,7 @@ class TestRows:
 
 class TestHeader:
     def test_a_guest(self, guest: Any) -> None:
+        Guest.objects.filter(pk=guest.pk).update(metadata={"campaign": "spring"})
         found = document(guest)
         assert (found["format"], found["version"]) == ("anonauth.export", 1)
         assert found["user"]["id"] == guest.pk
@@ -157,6 +158,7 @@ class TestHeader:
         assert found["guest"] == {
             "created_at": found["guest"]["created_at"],
             "last_seen": found["guest"]["last_seen"],
+            "metadata": {"campaign": "spring"},
         }
         assert found["guest"]["created_at"].startswith(f"{flag.created_at:%Y-%m-%dT%H:%M:%S}")
 
