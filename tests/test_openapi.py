@@ -24,7 +24,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, close_old_connections
 from django.test import Client, override_settings
 from drf_spectacular.management.commands import spectacular
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -174,12 +174,14 @@ def run_schemathesis(
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
+        # A form field is always text: a negative case's number, null or object reaches
+        # a form or multipart body as its JSON text, a valid string (``null`` is a fine
+        # password). Type violations exist in JSON bodies only, so only those are sent.
+        assume(not mode.is_negative or case.media_type in (None, "application/json"))
         response = case.call_and_validate(
             app=app, headers=headers(), checks=checks, environ_base=ENVIRON
         )
         seen.add(response.status_code)
-        if mode.is_negative and response.status_code in (200, 409):
-            print("ODD", response.status_code, repr(case.body), case.headers, case.query, case.media_type, response.text[:200])
 
     check()
     return seen
