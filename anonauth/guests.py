@@ -23,9 +23,8 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
-from django_ratelimit.core import get_usage
 
-from anonauth import audit, db, policy, sessions, signals, state
+from anonauth import audit, db, policy, rates, sessions, signals, state
 from anonauth.conf import conf
 from anonauth.deletion import Plan
 from anonauth.exceptions import (
@@ -232,26 +231,17 @@ def check_rate(
 ) -> None:
     """Count this request against the ``rate`` of ``group`` (per IP, or per ``key``);
     raise :class:`RateLimited` when over it, :class:`GuestUnavailable` when the cache
-    cannot count."""
+    cannot count. One round trip on Redis (:mod:`anonauth.rates`)."""
     if rate is None:
         return
-    counted = _rate_key(request) if key is None else _fixed_key(key)
+    counted = client_network(request) if key is None else key
     try:
-        usage = get_usage(request, group=group, key=counted, rate=rate, increment=True)
+        usage = rates.hit(request, group=group, value=counted, rate=rate)
     except Exception as error:  # the cache is unreachable (any backend's error): refuse
         logger.warning("anonauth: the rate-limit cache failed", exc_info=error)
         raise GuestUnavailable() from error
-    if usage is not None and usage["should_limit"]:
-        raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
-
-
-def _rate_key(request: HttpRequest) -> Callable[[str, HttpRequest], str]:
-    """The client's network (:func:`client_network`) as django-ratelimit's key."""
-    return _fixed_key(client_network(request))
-
-
-def _fixed_key(key: str) -> Callable[[str, HttpRequest], str]:
-    return lambda group, request: key
+    if usage is not None and usage.should_limit:
+        raise RateLimited(retry_after=max(usage.time_left, 1))
 
 
 def client_address(request: HttpRequest) -> str:
