@@ -5,13 +5,13 @@ Django's ``RedisCache`` that is three round trips once the window's key exists (
 NX``, then ``EXISTS`` and ``INCRBY``), and a new Redis client object for each. When the
 rate-limit cache (``RATELIMIT_USE_CACHE``) is Django's ``RedisCache`` or django-redis'
 default client, :func:`hit` counts in one round trip instead: ``SET key 0 EX ttl NX``
-and ``INCR key`` in one ``MULTI``/``EXEC`` pipeline, on a client kept per cache
-(:func:`peek` reads the count with one ``GET``). The
-key, the window (fixed, with django-ratelimit's per-key offset), the expiry and the
-settings (``RATELIMIT_ENABLE``, ``RATELIMIT_CACHE_PREFIX``, ``RATELIMIT_HASH_ALGORITHM``)
-are django-ratelimit's, so both count the same requests under the same key. Any other
-cache goes through django-ratelimit's ``get_usage``. A cache that cannot be reached
-raises, as django-ratelimit does; the callers refuse.
+and ``INCR key`` in one tiny Lua script (``EVAL``: atomic, and cheaper for redis-py than
+a ``MULTI``/``EXEC`` pipeline), on a client kept per cache (:func:`peek` reads the count
+with one ``GET``). The key, the window (fixed, with django-ratelimit's per-key offset),
+the expiry and the settings (``RATELIMIT_ENABLE``, ``RATELIMIT_CACHE_PREFIX``,
+``RATELIMIT_HASH_ALGORITHM``) are django-ratelimit's, so both count the same requests
+under the same key. Any other cache goes through django-ratelimit's ``get_usage``. A
+cache that cannot be reached raises, as django-ratelimit does; the callers refuse.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ from django_ratelimit.core import get_usage
 EXPIRATION_FUDGE = 5
 PERIODS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
 RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
+# django-ratelimit's ``add`` (with the window's expiry) and ``incr``, as one atomic command.
+COUNT_SCRIPT = (
+    "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
+)
 # The Redis client of each cache object (Django's RedisCache builds one per command).
 _clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
@@ -77,10 +81,7 @@ def _count(
     time_left = window - int(time.time())
     if not increment:
         return Usage(should_limit=int(client.get(key) or 0) >= limit, time_left=time_left)
-    pipeline = client.pipeline(transaction=True)
-    pipeline.set(key, 0, ex=period + EXPIRATION_FUDGE, nx=True)
-    pipeline.incr(key)
-    _created, count = pipeline.execute()
+    count = client.eval(COUNT_SCRIPT, 1, key, period + EXPIRATION_FUDGE)
     return Usage(should_limit=int(count) > limit, time_left=time_left)
 
 
