@@ -6,7 +6,6 @@ import functools
 import ipaddress
 import logging
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -208,7 +207,7 @@ def check_admission(request: HttpRequest, *, lazy: bool) -> None:
 def _check_client(request: HttpRequest) -> None:
     if request.method in SKIPPED_METHODS:
         raise ClientRefused(_("HEAD and OPTIONS requests get no guest."), code="method_refused")
-    if blocked_user_agent(request.headers.get("User-Agent", "")):
+    if blocked_user_agent(request.META.get("HTTP_USER_AGENT", "")):
         raise ClientRefused(_("This user agent gets no guest."), code="user_agent_refused")
     if conf.REQUIRE_COOKIE and not request.COOKIES and not request.session.session_key:
         raise ClientRefused(_("Clients that keep no cookies get no guest."), code=NO_COOKIE)
@@ -393,7 +392,7 @@ def _creation_key(request: HttpRequest) -> str | None:
     if not value:
         return None
     client = f"{value}\n{client_address(request)}\n"
-    client += request.headers.get("User-Agent", "")
+    client += request.META.get("HTTP_USER_AGENT", "")
     return salted_hmac(CLAIM_SALT, client, algorithm="sha256").hexdigest()
 
 
@@ -466,4 +465,4 @@ def generate_username(*, max_length: int) -> str:
     """
     prefix = GUEST_PREFIX if max_length >= len(GUEST_PREFIX) + 12 else ""
     length = min(20, max_length - len(prefix))
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return prefix + sessions.random_string(length, _ALPHABET)
