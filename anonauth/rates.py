@@ -40,7 +40,8 @@ RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
 COUNT_SCRIPT = (
     "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
 )
-# The Redis client of each cache object (Django's RedisCache builds one per command).
+# The Redis client of each cache object, or None (Django's RedisCache builds a client per
+# command).
 _clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
@@ -117,12 +118,11 @@ def cache_key(group: str, limit: int, period: int, value: str, window: int) -> s
 def redis_client(cache: BaseCache) -> Any:
     """The Redis client that writes for ``cache``, or ``None`` unless it is Django's
     ``RedisCache`` or django-redis with its default client (kept per cache object)."""
-    client = _clients.get(cache)
-    if client is None:
-        client = _writing_client(cache)
-        if client is not None:
-            _clients[cache] = client
-    return client
+    try:
+        return _clients[cache]
+    except KeyError:
+        client = _clients[cache] = _writing_client(cache)  # None too: asked once per cache
+        return client
 
 
 def _writing_client(cache: BaseCache) -> Any:

@@ -201,8 +201,12 @@ def test_other_django_redis_clients_are_not_used() -> None:
 
 
 def test_without_django_redis_other_caches_use_django_ratelimit() -> None:
-    with mock.patch.dict(sys.modules, {"django_redis.cache": None}):
-        assert rates.redis_client(caches["default"]) is None
+    with override_settings(CACHES={"default": LOCMEM}):  # a cache object never asked before
+        with mock.patch.dict(sys.modules, {"django_redis.cache": None}):
+            assert rates.redis_client(caches["default"]) is None
+        with mock.patch("anonauth.rates._writing_client") as asked:
+            assert rates.redis_client(caches["default"]) is None
+        asked.assert_not_called()  # the answer is kept
 
 
 @pytest.mark.parametrize(
