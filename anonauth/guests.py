@@ -6,7 +6,6 @@ import functools
 import ipaddress
 import logging
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,9 +23,8 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
-from django_ratelimit.core import get_usage
 
-from anonauth import audit, db, policy, sessions, signals, state
+from anonauth import audit, db, policy, rates, sessions, signals, state
 from anonauth import metadata as guest_metadata
 from anonauth.conf import conf
 from anonauth.deletion import Plan
@@ -229,7 +227,7 @@ def check_admission(request: HttpRequest, *, lazy: bool) -> dict[str, Any]:
 def _check_client(request: HttpRequest) -> None:
     if request.method in SKIPPED_METHODS:
         raise ClientRefused(_("HEAD and OPTIONS requests get no guest."), code="method_refused")
-    if blocked_user_agent(request.headers.get("User-Agent", "")):
+    if blocked_user_agent(request.META.get("HTTP_USER_AGENT", "")):
         raise ClientRefused(_("This user agent gets no guest."), code="user_agent_refused")
     if conf.REQUIRE_COOKIE and not request.COOKIES and not request.session.session_key:
         raise ClientRefused(_("Clients that keep no cookies get no guest."), code=NO_COOKIE)
@@ -252,26 +250,17 @@ def check_rate(
 ) -> None:
     """Count this request against the ``rate`` of ``group`` (per IP, or per ``key``);
     raise :class:`RateLimited` when over it, :class:`GuestUnavailable` when the cache
-    cannot count."""
+    cannot count. One round trip on Redis (:mod:`anonauth.rates`)."""
     if rate is None:
         return
-    counted = _rate_key(request) if key is None else _fixed_key(key)
+    counted = client_network(request) if key is None else key
     try:
-        usage = get_usage(request, group=group, key=counted, rate=rate, increment=True)
+        usage = rates.hit(request, group=group, value=counted, rate=rate)
     except Exception as error:  # the cache is unreachable (any backend's error): refuse
         logger.warning("anonauth: the rate-limit cache failed", exc_info=error)
         raise GuestUnavailable() from error
-    if usage is not None and usage["should_limit"]:
-        raise RateLimited(retry_after=max(int(usage["time_left"]), 1))
-
-
-def _rate_key(request: HttpRequest) -> Callable[[str, HttpRequest], str]:
-    """The client's network (:func:`client_network`) as django-ratelimit's key."""
-    return _fixed_key(client_network(request))
-
-
-def _fixed_key(key: str) -> Callable[[str, HttpRequest], str]:
-    return lambda group, request: key
+    if usage is not None and usage.should_limit:
+        raise RateLimited(retry_after=max(usage.time_left, 1))
 
 
 def client_address(request: HttpRequest) -> str:
@@ -430,7 +419,7 @@ def _creation_key(request: HttpRequest) -> str | None:
     if not value:
         return None
     client = f"{value}\n{client_address(request)}\n"
-    client += request.headers.get("User-Agent", "")
+    client += request.META.get("HTTP_USER_AGENT", "")
     return salted_hmac(CLAIM_SALT, client, algorithm="sha256").hexdigest()
 
 
@@ -529,7 +518,7 @@ def generate_username(*, max_length: int) -> str:
     """
     prefix = GUEST_PREFIX if max_length >= len(GUEST_PREFIX) + 12 else ""
     length = min(20, max_length - len(prefix))
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return prefix + sessions.random_string(length, _ALPHABET)
 
 
 # The longest local part an address may have (RFC 5321).

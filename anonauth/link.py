@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -25,9 +25,8 @@ from django.http import HttpRequest
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
-from django_ratelimit.core import get_usage
 
-from anonauth import db, signals, state
+from anonauth import db, rates, signals, state
 from anonauth.conf import conf
 from anonauth.deletion import Plan
 from anonauth.exceptions import (
@@ -370,31 +369,24 @@ class _AccountFailures:
         self.allauth_key = _allauth_login_key(request, self.login)
 
     def check(self) -> None:
-        usage = self._usage(increment=False)
-        if usage is not None and usage["count"] >= usage["limit"]:
-            raise RateLimited(TOO_MANY_FAILURES, retry_after=max(int(usage["time_left"]), 1))
+        usage = self._usage(rates.peek)
+        if usage is not None and usage.should_limit:
+            raise RateLimited(TOO_MANY_FAILURES, retry_after=max(usage.time_left, 1))
         if self.allauth_key is not None and not _allauth_consume(
             self.request, self.allauth_key, dry_run=True
         ):
             raise RateLimited(TOO_MANY_FAILURES)
 
     def count(self) -> None:
-        self._usage(increment=True)
+        self._usage(rates.hit)
         if self.allauth_key is not None:
             _allauth_consume(self.request, self.allauth_key, dry_run=False)
 
-    def _usage(self, *, increment: bool) -> dict[str, Any] | None:
+    def _usage(self, count: Callable[..., rates.Usage | None]) -> rates.Usage | None:
         rate = conf.LINK_RATE_LIMIT
         if rate is None:
             return None
-        usage: dict[str, Any] | None = get_usage(
-            self.request,
-            group=LINK_ACCOUNT_RATE_LIMIT_GROUP,
-            key=lambda _group, _request: self.login,
-            rate=rate,
-            increment=increment,
-        )
-        return usage
+        return count(self.request, group=LINK_ACCOUNT_RATE_LIMIT_GROUP, value=self.login, rate=rate)
 
 
 def normalised_login(login: str) -> str:

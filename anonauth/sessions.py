@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,6 @@ from django.db import models, router
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
-from django.utils.crypto import get_random_string
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
 from django.utils.module_loading import import_string
@@ -69,6 +69,9 @@ logger = logging.getLogger("anonauth")
 SEEN_SESSION_KEY = "_anonauth_seen"
 # The header app clients (no cookies) send their session token in, as allauth headless.
 SESSION_TOKEN_HEADER = "X-Session-Token"
+# The same header in ``request.META``: read there on every request, which spares building
+# ``request.headers`` when nothing else needs it.
+SESSION_TOKEN_META = "HTTP_X_SESSION_TOKEN"
 AUTH_SESSION_KEYS = (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY)
 # Cache key prefix marking a token user as touched within the interval.
 TOKEN_TOUCH_PREFIX = "anonauth:touched:"
@@ -118,7 +121,20 @@ def choose_guest_session_key() -> str:
 
     No query: a collision, astronomically unlikely, is caught when the session is
     inserted (:func:`start_guest_session`)."""
-    return "" if is_cookie_store() else get_random_string(32, VALID_KEY_CHARS)
+    return "" if is_cookie_store() else random_string(32, VALID_KEY_CHARS)
+
+
+def random_string(length: int, alphabet: str) -> str:
+    """``length`` characters of ``alphabet``, every string equally likely: one draw from
+    :mod:`secrets` written in base ``len(alphabet)`` (Django's ``get_random_string``
+    makes one draw, and one ``urandom`` call, per character: ~8x slower)."""
+    base = len(alphabet)
+    number = secrets.randbelow(base**length)
+    characters = []
+    for _ in range(length):
+        number, digit = divmod(number, base)
+        characters.append(alphabet[digit])
+    return "".join(characters)
 
 
 def start_guest_session(
@@ -552,7 +568,7 @@ def use_session_token(request: HttpRequest) -> None:
     The header names the session like the cookie would; a browser cannot be made to
     send a custom header cross-site, so such requests are exempt from CSRF checks.
     """
-    token = request.headers.get(SESSION_TOKEN_HEADER)
+    token = request.META.get(SESSION_TOKEN_META)
     if not token:
         return
     request.session = store_class()(token)

@@ -45,7 +45,10 @@ guests_purged = Signal()
 
 def send_after_commit(signal: Signal, sender: Any, **kwargs: Any) -> None:
     """Send ``signal`` robustly once the current transaction on anonauth's database
-    commits (at once outside a transaction); log failures."""
+    commits (at once outside a transaction); log failures. Nothing at all when no
+    receiver listens."""
+    if not signal.has_listeners(sender):
+        return
 
     def send() -> None:
         for receiver, result in signal.send_robust(sender, **kwargs):

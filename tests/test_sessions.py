@@ -7,13 +7,15 @@ an existing account; the guest's data moves into the account and the guest row i
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.test import AsyncClient, Client
 
-from anonauth import signals
+from anonauth import sessions, signals
 from anonauth.models import Guest
 from anonauth.test import BROWSER_USER_AGENT, connected, guest_client, make_registered_user
 from tests.linkapp.models import Note
@@ -175,3 +177,20 @@ class TestSyncLogin:
         assert response.status_code == 200
         assert signed_in_id(client) == member.pk
         assert exists(other.pk)
+
+
+class TestRandomString:
+    """Session keys (and guest usernames) come from one draw each, in base 36."""
+
+    def test_the_length_and_the_alphabet(self) -> None:
+        keys = {sessions.choose_guest_session_key() for _ in range(200)}
+        assert len(keys) == 200
+        assert all(len(key) == 32 and set(key) <= set(VALID_KEY_CHARS) for key in keys)
+        assert set("".join(keys)) == set(VALID_KEY_CHARS)  # every character turns up
+
+    def test_every_string_is_one_number(self) -> None:
+        with mock.patch("anonauth.sessions.secrets.randbelow", return_value=0) as draw:
+            assert sessions.random_string(4, "ab") == "aaaa"
+        draw.assert_called_once_with(16)  # 2**4 strings, one draw
+        with mock.patch("anonauth.sessions.secrets.randbelow", return_value=0b0110):
+            assert sessions.random_string(4, "ab") == "abba"  # least significant first
