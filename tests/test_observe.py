@@ -120,7 +120,7 @@ class TestGatesOnTheLazyPath:
         def down(*args: Any, **kwargs: Any) -> None:
             raise ConnectionError("cache down")
 
-        monkeypatch.setattr(guests, "get_usage", down)
+        monkeypatch.setattr(guests.rates, "hit", down)
         browser().get(LAZY)
         refusal = [r for r in records(caplog, "anonauth.gates") if hasattr(r, "event")]
         assert [(r.levelno, fields(r)["code"]) for r in refusal] == [
