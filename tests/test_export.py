@@ -401,6 +401,27 @@ class TestEndpoint:
         assert found["user"]["id"] == member.pk
         assert token.key not in json.dumps(found)  # a credential, never exported
 
+    @override_settings(
+        REST_FRAMEWORK={
+            "DEFAULT_AUTHENTICATION_CLASSES": [
+                "rest_framework_simplejwt.authentication.JWTAuthentication"
+            ]
+        }
+    )
+    def test_a_jwt_guest(self) -> None:
+        from anonauth.contrib.simplejwt import refresh_token_for
+
+        guest = create_guest(metadata={"campaign": "app"})
+        Note.objects.create(author=guest, text="from the app")
+        access = refresh_token_for(guest).access_token
+        response = Client().get(EXPORT, HTTP_AUTHORIZATION=f"Bearer {access}")
+        assert response.status_code == 200
+        found = body(response)
+        assert found["user"]["id"] == guest.pk
+        assert found["guest"]["metadata"] == {"campaign": "app"}
+        assert found["relations"]["linkapp.Note.author"][0]["text"] == "from the app"
+        assert str(access) not in json.dumps(found)
+
     def test_a_registered_user_exports_too(self, member: Any) -> None:
         Note.objects.create(author=member, text="member note")
         client = Client()
