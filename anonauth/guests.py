@@ -500,10 +500,16 @@ def _synthetic_email_problem(email: Any, max_length: int) -> str | None:
         validate_email(email)
     except ValidationError:
         return "which is not a valid address"
-    domain, guest_domain = email.rpartition("@")[2].lower(), conf.EMAIL_DOMAIN.lower()
-    if domain != guest_domain and not domain.endswith(f".{guest_domain}"):
+    if not under_guest_domain(email):
         return f"which is not under ANONAUTH_EMAIL_DOMAIN ({conf.EMAIL_DOMAIN!r})"
     return None
+
+
+def under_guest_domain(email: str) -> bool:
+    """Whether ``email`` is under ``ANONAUTH_EMAIL_DOMAIN`` (the domain or a subdomain):
+    a guest's synthetic address, which an upgrade refuses."""
+    domain, guest_domain = email.rpartition("@")[2].lower(), conf.EMAIL_DOMAIN.lower()
+    return domain == guest_domain or domain.endswith(f".{guest_domain}")
 
 
 GUEST_PREFIX = "guest-"

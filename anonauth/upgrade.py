@@ -42,7 +42,7 @@ from anonauth.exceptions import (
     PasswordInvalid,
     UsernameInUse,
 )
-from anonauth.guests import check_rate, is_guest, model_field
+from anonauth.guests import check_rate, is_guest, model_field, under_guest_domain
 from anonauth.models import Guest, cache_guest_flag, cached_guest_flag, forget_guest_flag
 
 if TYPE_CHECKING:
@@ -182,9 +182,7 @@ def clean_email(email: str, model: Any = None) -> str:
         validate_email(email)
     except ValidationError as error:
         raise InvalidEmail() from error
-    domain = email.rpartition("@")[2].lower()
-    guest_domain = conf.EMAIL_DOMAIN.lower()
-    if domain == guest_domain or domain.endswith(f".{guest_domain}"):
+    if under_guest_domain(email):
         raise InvalidEmail(
             format_lazy(_("Addresses under {domain} cannot be used."), domain=conf.EMAIL_DOMAIN)
         )
