@@ -26,7 +26,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
@@ -42,7 +41,7 @@ from anonauth import db
 from anonauth.conf import conf
 from anonauth.exceptions import RateLimited
 from anonauth.guests import check_rate
-from anonauth.link import Relation, _is_permission, user_relations
+from anonauth.link import Relation, data_relations
 
 logger = logging.getLogger("anonauth")
 
@@ -133,17 +132,14 @@ _encode = ExportEncoder(ensure_ascii=False).encode
 
 
 def exported_relations() -> list[Relation]:
-    """The relations an export reads: every relation to the user model, minus
-    ``ANONAUTH_LINK_EXCLUDE``, the apps of :data:`FRAMEWORK_APPS` and the user model's
-    own ``groups`` and ``user_permissions``."""
-    excluded = set(conf.LINK_EXCLUDE)
-    user_label = get_user_model()._meta.label
+    """The relations an export reads: link's :func:`~anonauth.link.data_relations`
+    (every relation to the user model, minus ``ANONAUTH_LINK_EXCLUDE`` and the user
+    model's own ``groups`` and ``user_permissions``), minus the apps of
+    :data:`FRAMEWORK_APPS`."""
     return [
         relation
-        for relation in user_relations()
-        if relation.label not in excluded
-        and relation.model._meta.app_label not in FRAMEWORK_APPS
-        and not _is_permission(relation.label, user_label)
+        for relation in data_relations()
+        if relation.model._meta.app_label not in FRAMEWORK_APPS
     ]
 
 

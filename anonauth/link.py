@@ -314,14 +314,21 @@ def relation_label(model: type[models.Model], fk: models.Field[Any, Any]) -> str
 def relations_to_reassign() -> list[Relation]:
     """The relations a link moves: ``ANONAUTH_LINK_REASSIGN`` minus the excluded ones."""
     wanted = conf.LINK_REASSIGN
+    return [
+        relation for relation in data_relations() if wanted == "all" or relation.label in wanted
+    ]
+
+
+def data_relations() -> list[Relation]:
+    """The relations that carry a user's data: every relation to the user model minus
+    ``ANONAUTH_LINK_EXCLUDE`` and the user model's own permissions (``groups``,
+    ``user_permissions``: the account's, never moved or exported)."""
     excluded = set(conf.LINK_EXCLUDE)
     user_label = get_user_model()._meta.label
     return [
         relation
         for relation in user_relations()
-        if relation.label not in excluded
-        and (wanted == "all" or relation.label in wanted)
-        and not _is_permission(relation.label, user_label)
+        if relation.label not in excluded and not _is_permission(relation.label, user_label)
     ]
 
 
