@@ -24,7 +24,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from anonauth import audit, db, policy, rates, sessions, signals, state
+from anonauth import audit, db, observe, policy, rates, sessions, signals, state
 from anonauth import metadata as guest_metadata
 from anonauth.conf import conf
 from anonauth.deletion import Plan
@@ -114,12 +114,14 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
     try:
         metadata = check_admission(request, lazy=True)
         return sign_in_new_guest(request, metadata=metadata)[0]
-    except GuestRefused as refusal:
-        state.refuse(request, refusal)
+    except GuestRefused as error:
+        refusal = error
     except DatabaseError:
         # Rolled back: no user or guest row is left. The visitor browses on anonymously.
         logger.exception("anonauth: creating a guest failed")
-        state.refuse(request, GuestUnavailable())
+        refusal = GuestUnavailable()
+    state.refuse(request, refusal)
+    observe.refused(request, refusal.code, where="lazy")
     return user
 
 

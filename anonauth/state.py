@@ -65,12 +65,9 @@ def of(request: Any) -> RequestState:
 
 def refuse(request: HttpRequest, refusal: GuestRefused) -> None:
     """Record why the lazy path created no guest (also as the deprecated
-    ``request.anonauth_refusal``), and log and count it (``anonauth.gates``)."""
-    from anonauth import observe  # observe imports this module
-
+    ``request.anonauth_refusal``)."""
     of(request).refusal = refusal
     setattr(django_request(request), LEGACY_REFUSAL_ATTRIBUTE, refusal)
-    observe.refused(request, refusal.code, where="lazy")
 
 
 def django_request(request: Any) -> HttpRequest:
