@@ -724,3 +724,33 @@ def test_password_login_link_hands_the_metadata_over(
         tagged_guest.post("/accounts/login/", {"login": "owner@example.com", "password": PASSWORD})
     assert_linked_into(tagged_guest, owner)
     assert [call["metadata"] for call in linking + linked] == [METADATA] * 2
+
+
+def test_headless_app_login_link_hands_the_metadata_over(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The metadata an app client signed in with (anonauth's ``sign-in/``) reaches the
+    link receivers when the app logs into an account through allauth headless."""
+    owner = registered_user("owner@example.com")
+    owner.set_password(PASSWORD)
+    owner.save()
+    client = Client(HTTP_USER_AGENT="okhttp/4.12")
+    signed_in = client.post(
+        "/auth/anonymous/sign-in/", {"metadata": METADATA}, content_type="application/json"
+    )
+    assert signed_in.status_code == 201, signed_in.content
+    assert signed_in.json()["user"]["metadata"] == METADATA
+    with (
+        capture_signal(signals.guest_linking) as linking,
+        capture_signal(signals.guest_linked) as linked,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(
+            "/_allauth/app/v1/auth/login",
+            {"email": "owner@example.com", "password": PASSWORD},
+            content_type="application/json",
+            HTTP_X_SESSION_TOKEN=signed_in.json()["session_token"],
+        )
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["user"]["id"] == owner.pk
+    assert [call["metadata"] for call in linking + linked] == [METADATA] * 2
