@@ -114,6 +114,19 @@ class TestDRFViews:
         assert response.json()["is_guest"]
         assert Guest.objects.count() == 1
 
+    def test_a_guests_only_viewset_on_a_router(self, browser: Client, member: Any) -> None:
+        """``GuestRequiredMixin`` on a router-built ViewSet: a visitor becomes a guest and
+        passes, a registered user is refused (403)."""
+        response = browser.get("/paths/guest-notes/")
+        assert response.status_code == 200, response.content
+        assert response.json()["is_guest"]
+        assert Guest.objects.count() == 1
+        client = Client()
+        client.force_login(member)
+        refused = client.get("/paths/guest-notes/")
+        assert refused.status_code == 403
+        assert Guest.objects.count() == 1
+
     def test_an_api_view_function(self, browser: Client) -> None:
         response = browser.get("/paths/api-function/")
         assert response.status_code == 200, response.content

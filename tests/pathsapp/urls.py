@@ -10,6 +10,7 @@ from tests.urls import urlpatterns as base_urlpatterns
 
 router = DefaultRouter()
 router.register("notes", views.NoteViewSet, basename="note")
+router.register("guest-notes", views.GuestNoteViewSet, basename="guest-note")
 
 urlpatterns = [
     path("paths/session-first/", views.SessionFirstView.as_view()),

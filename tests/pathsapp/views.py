@@ -19,6 +19,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from anonauth.authentication import SessionTokenAuthentication
 from anonauth.decorators import guest_allowed, registered_user_required
 from anonauth.guests import is_guest
+from anonauth.mixins import GuestRequiredMixin
 from tests.linkapp.models import Note
 
 
@@ -38,6 +39,13 @@ class NoteViewSet(viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         Note.objects.create(author=request.user, text=str(request.data.get("text", "")))
         return Response(describe(request.user), status=201)
+
+
+class GuestNoteViewSet(GuestRequiredMixin, viewsets.ViewSet):
+    """A router-built ViewSet for guests only (``GuestRequiredMixin``)."""
+
+    def list(self, request: Request) -> Response:
+        return Response(describe(request.user))
 
 
 @guest_allowed
