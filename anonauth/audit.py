@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.db import router
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from anonauth import inserts
 from anonauth.conf import conf
 from anonauth.models import AuditEvent
 
@@ -24,7 +26,8 @@ from anonauth.models import AuditEvent
 def record(kind: str, *, count: int = 1, method: str = "") -> None:
     """Write one event, unless auditing is off or nothing happened."""
     if conf.AUDIT and count > 0:
-        AuditEvent.objects.create(kind=kind, count=count, method=method)
+        event = AuditEvent(kind=kind, count=count, method=method)
+        inserts.save(event, using=router.db_for_write(AuditEvent, instance=event))
 
 
 def on_guest_upgraded(sender: Any, method: str = "", **kwargs: Any) -> None:

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from anonauth import audit, db, observe, policy, rates, sessions, signals, state
+from anonauth import audit, db, inserts, observe, policy, rates, sessions, signals, state
 from anonauth import metadata as guest_metadata
 from anonauth.conf import conf
 from anonauth.deletion import Plan
@@ -330,18 +331,25 @@ def _create_guest_user(
     of the claim is looked up, and otherwise the next attempt draws fresh names.
     """
     network_key = policy.network_key(request)
+    batched = _batched(log_in is not None)
     for attempt in range(USERNAME_ATTEMPTS):
         session_key = "" if log_in is None else sessions.choose_guest_session_key()
         try:
-            # Outermost, this is the creation's own transaction (BEGIN, the INSERTs,
-            # COMMIT: no savepoint); inside an open one (ATOMIC_REQUESTS, a caller's
-            # atomic) a savepoint, so a failed attempt rolls back only its own rows.
-            with db.atomic():
+            # Batched (PostgreSQL): the rows are one statement, itself the one commit
+            # when no transaction is open. Otherwise the creation's own transaction
+            # (BEGIN, the INSERTs, COMMIT: no savepoint). Inside an open one
+            # (ATOMIC_REQUESTS, a caller's atomic) a savepoint, so a failed attempt rolls
+            # back only its own rows.
+            with _transaction(batched, network_key):
                 policy.reserve_network(network_key, creation_key)
-                user = _insert_guest(creation_key, session_key, network_key, metadata)
-                if log_in is not None:
-                    log_in(user, session_key)
-                audit.record(AuditEvent.CREATED)
+                with inserts.batch(batched):
+                    user = _insert_guest(creation_key, session_key, network_key, metadata)
+                    if log_in is not None:
+                        log_in(user, session_key)
+                    audit.record(AuditEvent.CREATED)
+        except inserts.NoSequence:
+            batched = False  # nothing written; the ORM saves this user model's rows now
+            continue
         except IntegrityError:
             claimed = _claim(creation_key)
             if claimed is not None:
@@ -357,6 +365,25 @@ def _create_guest_user(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _batched(logs_in: bool) -> bool:
+    """Whether this creation's rows go in one statement (:mod:`anonauth.inserts`)."""
+    models_written: list[type[Any]] = [get_user_model(), Guest]
+    if logs_in and (row_model := sessions.row_model()) is not None:
+        models_written.append(row_model)
+    if conf.AUDIT:
+        models_written.append(AuditEvent)
+    return inserts.eligible(*models_written)
+
+
+def _transaction(batched: bool, network_key: str | None) -> AbstractContextManager[Any]:
+    """The creation's transaction; none for a batch that needs none (its one statement
+    commits alone, unless a transaction is open or the live-guest cap's lock needs one)."""
+    needs_lock = network_key is not None and conf.LIVE_GUEST_CAP is not None
+    if batched and not needs_lock and not db.connection().in_atomic_block:
+        return nullcontext()
+    return db.atomic()
+
+
 def _insert_guest(
     creation_key: str | None, session_key: str, network_key: str | None, metadata: dict[str, Any]
 ) -> User:
@@ -370,7 +397,7 @@ def _insert_guest(
         network_key=network_key,
         metadata=metadata,
     )
-    guest.save(force_insert=True, using=db.alias())
+    inserts.save(guest, using=db.alias())
     user.anonauth_guest = guest  # type: ignore[attr-defined]
     return user
 
@@ -437,7 +464,7 @@ def _insert_user() -> User:
     model = get_user_model()
     user = model(**_identity_fields(model))
     user.set_unusable_password()
-    user.save(using=db.alias())
+    inserts.save(user, using=db.alias(), draw_pk=True)
     return user
 
 

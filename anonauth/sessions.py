@@ -54,7 +54,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
 from django.utils.module_loading import import_string
 
-from anonauth import db, state
+from anonauth import db, inserts, state
 from anonauth.conf import conf
 from anonauth.deletion import raw_delete
 from anonauth.models import SESSION_KEY_MAX_LENGTH, cached_guest_flag
@@ -194,7 +194,11 @@ def _insert_under(session: SessionBase, user: AbstractBaseUser, session_key: str
         session.save(must_create=True)
     except CreateError:
         session.create()
-        db.guests().filter(user_id=user.pk).update(session_key=session.session_key or "")
+        guest = getattr(user, "anonauth_guest", None)
+        if guest is not None and inserts.pending(guest):
+            guest.session_key = session.session_key or ""  # its row is not written yet
+        else:
+            db.guests().filter(user_id=user.pk).update(session_key=session.session_key or "")
     return True
 
 
@@ -202,14 +206,20 @@ def _insert_row(session: DbSessionStore) -> None:
     """One INSERT of ``session``'s row; ``cached_db`` fills its cache once it commits."""
     data = dict(session.items())
     row = session.create_model_instance(data)
-    row.save(force_insert=True, using=router.db_for_write(session.model, instance=row))
+    inserts.save(row, using=router.db_for_write(session.model, instance=row))
     if isinstance(session, CachedDbSessionStore):
         cache, key, age = (
             caches[settings.SESSION_CACHE_ALIAS],
             session.cache_key,
             session.get_expiry_age(),
         )
-        db.on_commit(lambda: cache.set(key, data, age))
+        inserts.on_commit(lambda: cache.set(key, data, age))
+
+
+def row_model() -> type[Any] | None:
+    """The model of a database-backed session engine's rows, else ``None``."""
+    store = store_class()
+    return store.get_model_class() if issubclass(store, DbSessionStore) else None
 
 
 def set_new_session_cookie(request: HttpRequest, response: HttpResponseBase) -> None:

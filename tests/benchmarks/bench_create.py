@@ -8,9 +8,10 @@ project on PostgreSQL, Redis as the cache, database sessions): ``anonauth``
 (``tests.benchmarks.burst_settings``) and ``django-guest-user``
 (``tests.benchmarks.burst_guestuser_settings``), both answering ``POST /burst/add/``,
 the same view body (one cart row) under ``guest_allowed`` or ``@allow_guest_user``.
-One creation is one new visitor through Django's full handler (the test ``Client``):
-a browser User-Agent, a CSRF cookie, an address of its own (so the per-address rate
-limit counts it in Redis). The parent asks the two processes in turn (the order
+One creation is one new visitor through Django's WSGI handler, called as a WSGI server
+calls it (the middleware chain loaded once per process, the CSRF check enforced): a
+browser User-Agent, a CSRF cookie and header, an address of its own (so the
+per-address rate limit counts it in Redis). The parent asks the two processes in turn (the order
 alternating) for ``ROUNDS`` rounds of the median time of ``REPEAT`` creations, and
 judges each round's ratio anonauth / django-guest-user against ``TARGET``
 (:func:`tests.benchmarks.common.judge`). Skipped without ``REDIS_URL`` or
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import cProfile
 import importlib.util
+import io
 import itertools
 import os
 import pstats
@@ -65,21 +67,66 @@ def serve(kind: str) -> None:
         serve_rounds(lambda: {"queries": creation_queries(), "timed": create_one}, warmup=WARMUP)
 
 
-def create_one() -> None:
-    """One new visitor's creating request, checked to have signed a guest in."""
-    from django.test import Client
+_handler: Any = None
 
+
+def wsgi_handler() -> Any:
+    """The process's one WSGI application, its middleware loaded once (as under a WSGI
+    server; a test ``Client`` per visitor would load the middleware chain every time)."""
+    global _handler
+    if _handler is None:
+        from django.core.handlers.wsgi import WSGIHandler
+
+        _handler = WSGIHandler()
+    return _handler
+
+
+def create_one() -> None:
+    """One new visitor's creating request through Django's WSGI handler, as a WSGI server
+    passes it (the CSRF check included), checked to have signed a guest in."""
     n = next(_addresses) % (1 << 24)
     csrf = secrets.token_hex(16)
-    client = Client(
-        HTTP_HOST="localhost",  # the example project's ALLOWED_HOSTS
-        HTTP_USER_AGENT=BROWSER,
-        HTTP_X_FORWARDED_FOR=f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}",
-    )
-    client.cookies["csrftoken"] = csrf
-    response = client.post("/burst/add/", HTTP_X_CSRFTOKEN=csrf)
-    if response.status_code != 200 or not response.content.startswith(b"guest "):
-        raise SystemExit(f"no guest: {response.status_code} {response.content[:80]!r}")
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/burst/add/",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "localhost",  # the example project's ALLOWED_HOSTS
+        "HTTP_USER_AGENT": BROWSER,
+        "HTTP_X_FORWARDED_FOR": f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}",
+        "HTTP_COOKIE": f"csrftoken={csrf}",
+        "HTTP_X_CSRFTOKEN": csrf,
+        "CONTENT_LENGTH": "0",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started.append((status, headers))
+
+    response = wsgi_handler()(environ, start_response)
+    try:
+        body = b"".join(response)
+    finally:
+        response.close()  # request_finished, as a WSGI server does
+    status, headers = started[0]
+    cookies = [value for name, value in headers if name.lower() == "set-cookie"]
+    if (
+        not status.startswith("200")
+        or not body.startswith(b"guest ")
+        or not any(cookie.strip().startswith("sessionid=") for cookie in cookies)
+    ):
+        raise SystemExit(f"no guest: {status} {body[:80]!r}")
 
 
 def creation_queries() -> list[str]:
