@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSWORD_SUFFIX_LENGTH
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
@@ -21,7 +22,7 @@ from django.db import DatabaseError, IntegrityError, models
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import RANDOM_STRING_CHARS, salted_hmac
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
@@ -463,9 +464,17 @@ def probe_value(request: HttpRequest) -> str | None:
 def _insert_user() -> User:
     model = get_user_model()
     user = model(**_identity_fields(model))
-    user.set_unusable_password()
+    user.password = unusable_password()
     inserts.save(user, using=db.alias(), draw_pk=True)
     return user
+
+
+def unusable_password() -> str:
+    """What ``set_unusable_password()`` stores (``make_password(None)``: the prefix and 40
+    random characters), drawn in one go (:func:`anonauth.sessions.random_string`)."""
+    return UNUSABLE_PASSWORD_PREFIX + sessions.random_string(
+        UNUSABLE_PASSWORD_SUFFIX_LENGTH, RANDOM_STRING_CHARS
+    )
 
 
 def _identity_fields(model: type[Any]) -> dict[str, Any]:

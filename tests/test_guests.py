@@ -6,6 +6,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import SESSION_KEY, authenticate, get_user_model, logout
+from django.contrib.auth.hashers import (
+    UNUSABLE_PASSWORD_PREFIX,
+    UNUSABLE_PASSWORD_SUFFIX_LENGTH,
+    make_password,
+)
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.exceptions import ImproperlyConfigured
@@ -13,6 +18,7 @@ from django.db import IntegrityError
 from django.http import HttpRequest
 from django.test import RequestFactory, override_settings
 from django.utils import timezone
+from django.utils.crypto import RANDOM_STRING_CHARS
 
 from anonauth import guests, sessions, signals, state
 from anonauth.exceptions import AlreadyAuthenticated, NotGuest
@@ -114,6 +120,18 @@ class TestCreateGuest:
         with pytest.raises(ImproperlyConfigured, match="longer than"):
             guests.create_guest()
         assert not get_user_model().objects.exists()
+
+
+def test_a_guest_has_the_unusable_password_django_would_give_it() -> None:
+    first, second = guests.create_guest(), guests.create_guest()
+    assert not first.has_usable_password()
+    assert not authenticate(username=first.get_username(), password="")
+    prefix, suffix = first.password[:1], first.password[1:]
+    assert prefix == UNUSABLE_PASSWORD_PREFIX
+    assert len(suffix) == UNUSABLE_PASSWORD_SUFFIX_LENGTH
+    assert set(suffix) <= set(RANDOM_STRING_CHARS)
+    assert first.password != second.password
+    assert len(make_password(None)) == len(first.password)  # the shape Django gives it
 
 
 class TestGenerateUsername:
