@@ -213,8 +213,6 @@ def _plain(model: type[models.Model]) -> bool:
 
 def _foreign_receivers(signal: Any, model: type[models.Model]) -> bool:
     """Whether ``signal`` has a receiver for ``model`` other than anonauth's own."""
-    if not signal.has_listeners(model):
-        return False
     from anonauth.upgrade import end_guest_status_on_password
 
     try:

@@ -11,9 +11,11 @@ from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
-from django.test import AsyncClient, Client
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH
+from django.test import AsyncClient, Client, RequestFactory
 
 from anonauth import sessions, signals
 from anonauth.models import Guest
@@ -194,3 +196,29 @@ class TestRandomString:
         draw.assert_called_once_with(16)  # 2**4 strings, one draw
         with mock.patch("anonauth.sessions.secrets.randbelow", return_value=0b0110):
             assert sessions.random_string(4, "ab") == "abba"  # least significant first
+
+
+def test_a_new_guest_gets_a_new_csrf_token_and_only_it_is_accepted() -> None:
+    client = Client(HTTP_USER_AGENT=BROWSER_USER_AGENT, enforce_csrf_checks=True)
+    old = "a" * CSRF_SECRET_LENGTH
+    client.cookies[settings.CSRF_COOKIE_NAME] = old
+    response = client.get("/guest-fn/")
+    assert response.json()["is_guest"]
+    new = response.cookies[settings.CSRF_COOKIE_NAME].value
+    assert new != old
+    assert len(new) == CSRF_SECRET_LENGTH
+    assert set(new) <= set(CSRF_ALLOWED_CHARS)
+    body = {"email": "ada@example.com", "password": "a long passphrase 42"}
+    refused = client.post("/auth/anonymous/upgrade/", body, HTTP_X_CSRFTOKEN=old)
+    assert (refused.status_code, refused.json()["code"]) == (403, "csrf_failed")
+    accepted = client.post("/auth/anonymous/upgrade/", body, HTTP_X_CSRFTOKEN=new)
+    assert accepted.status_code == 200, accepted.content
+
+
+def test_rotate_csrf_token_asks_the_middleware_for_a_new_cookie() -> None:
+    request = RequestFactory().get("/")
+    sessions.rotate_csrf_token(request)
+    first = request.META["CSRF_COOKIE"]
+    sessions.rotate_csrf_token(request)
+    assert request.META["CSRF_COOKIE"] != first
+    assert request.META["CSRF_COOKIE_NEEDS_UPDATE"] is True
