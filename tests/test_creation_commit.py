@@ -154,7 +154,7 @@ def test_a_failing_audit_insert_leaves_no_guest() -> None:
 # The statements, exactly
 
 
-def test_a_fresh_visitor_costs_four_inserts_and_one_commit() -> None:
+def test_a_fresh_visitor_costs_its_rows_and_one_commit() -> None:
     with CaptureQueriesContext(db_connection) as queries:
         assert browser().get("/guest-lean/").status_code == 200
     assert in_transaction(statements(queries)) == creation()
