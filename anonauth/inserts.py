@@ -18,7 +18,7 @@ saved by the ORM as before: on other databases, when one of the four models has 
 ``pre_save`` or ``post_save`` receiver other than anonauth's own (the receiver would
 expect to run in the row's transaction), a ``save()`` of its own, parents
 (multi-table inheritance), or a primary key that is neither set nor drawn from a
-sequence.
+sequence (nor one the database insists on generating itself: ``GENERATED ALWAYS``).
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connections, models
+from django.db import DatabaseError, connections, models
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql.subqueries import InsertQuery
 
 from anonauth import db
+
+# SQLSTATE of an explicit value for a GENERATED ALWAYS column.
+GENERATED_ALWAYS = "428C9"
 
 _current: ContextVar[Batch | None] = ContextVar("anonauth_insert_batch", default=None)
 # (alias, table) of user models whose key has no sequence: saved by the ORM from then on.
@@ -43,7 +46,8 @@ _texts: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
 
 class NoSequence(Exception):
-    """The user model's key has no sequence to draw from: nothing was written."""
+    """The user model's key cannot be drawn (no sequence, or a column that takes no value
+    but its own): nothing was written."""
 
 
 class Batch:
@@ -92,8 +96,17 @@ class Batch:
         if withs:
             named = ", ".join(f"{name} AS ({sql})" for name, sql in withs)
             statement = f"WITH {named} {statement}"
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+        except DatabaseError as error:
+            if getattr(error.__cause__, "sqlstate", None) != GENERATED_ALWAYS:
+                raise
+            # The user key's column takes no value but its own (GENERATED ALWAYS AS
+            # IDENTITY): nothing was written; the ORM saves this model's rows from now on.
+            user_table = self.rows[0]._meta.db_table
+            _no_sequence.add((self.using, user_table))
+            raise NoSequence(user_table) from error
         for row in self.rows:
             row._state.adding, row._state.db = False, self.using
             post_save.send(

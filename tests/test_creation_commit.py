@@ -347,6 +347,33 @@ def test_a_user_key_without_a_sequence_falls_back_to_the_orm() -> None:
 
 
 @needs_batch
+def test_a_user_key_generated_always_falls_back_to_the_orm() -> None:
+    table, column = user_table(), get_user_model()._meta.pk.column
+
+    def generated(kind: str) -> None:
+        with db_connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET GENERATED {kind}')
+
+    generated("ALWAYS")  # the column takes no value but its own
+    try:
+        with CaptureQueriesContext(db_connection) as queries:
+            response = browser().get("/guest-lean/")
+        assert not guests._batched(True)  # remembered: the ORM from now on
+    finally:
+        generated("BY DEFAULT")
+        inserts._no_sequence.clear()
+    assert response.status_code == 200
+    tables = [user_table(), "anonauth_guest", "django_session", "anonauth_auditevent"]
+    inserts_shown = [s for s in statements(queries) if s.startswith("INSERT")]
+    assert inserts_shown == [  # the refused batch, then the ORM, one by one
+        "INSERT " + " + ".join(tables),
+        *(f"INSERT {table}" for table in tables),
+    ]
+    assert Guest.objects.get().session_key == response.cookies["sessionid"].value
+    assert get_user_model().objects.count() == 1
+
+
+@needs_batch
 def test_a_project_receiver_of_the_user_model_gets_the_orm_path() -> None:
     seen: list[tuple[bool, bool]] = []
 

@@ -5,12 +5,13 @@ points are in test_creation_commit.py."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.models import Session
-from django.db import connection, models
+from django.db import DatabaseError, connection, connections, models
 from django.db.models import Value
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext, isolate_apps
@@ -155,3 +156,64 @@ def test_a_save_of_its_own_parents_or_an_undrawn_key_keep_the_orm() -> None:
     if connection.vendor == "postgresql":
         assert not inserts.eligible(Named)  # a key that only the ORM's caller could set
         assert inserts.eligible(Keyed)  # a key by default: nothing to draw
+
+
+# The statement and its refusal, whatever the database (PostgreSQL runs them for real in
+# test_creation_commit.py)
+
+
+class FakeCursor:
+    """A cursor that records the statement and fails as told (a context manager)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.executed: list[tuple[str, list[Any]]] = []
+
+    def __enter__(self) -> FakeCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, sql: str, params: list[Any]) -> None:
+        self.executed.append((sql, params))
+        if self.error is not None:
+            raise self.error
+
+
+def refused(sqlstate: str) -> DatabaseError:
+    cause = Exception("refused")
+    cause.sqlstate = sqlstate  # type: ignore[attr-defined]  # as psycopg's errors carry it
+    error = DatabaseError("refused")
+    error.__cause__ = cause
+    return error
+
+
+def flush_two(cursor: FakeCursor) -> inserts.Batch:
+    batch = inserts.Batch("default")
+    for kind in (AuditEvent.CREATED, AuditEvent.UPGRADED):
+        batch.rows.append(AuditEvent(kind=kind))
+    with mock.patch.object(connections["default"], "cursor", return_value=cursor):
+        batch.flush()
+    return batch
+
+
+def test_several_rows_are_named_with_clauses_of_the_last_ones_insert() -> None:
+    cursor = FakeCursor()
+    flush_two(cursor)
+    [(sql, params)] = cursor.executed
+    assert sql.startswith("WITH anonauth_row0 AS (INSERT INTO ")
+    assert sql.count("INSERT INTO") == 2
+    assert [p for p in params if p in ("created", "upgraded")] == ["created", "upgraded"]
+
+
+def test_a_key_the_database_generates_itself_stops_the_batch_for_its_table() -> None:
+    try:
+        with pytest.raises(inserts.NoSequence):
+            flush_two(FakeCursor(refused(inserts.GENERATED_ALWAYS)))
+        assert ("default", AuditEvent._meta.db_table) in inserts._no_sequence
+    finally:
+        inserts._no_sequence.clear()
+    with pytest.raises(DatabaseError):  # any other refusal is the creation's error
+        flush_two(FakeCursor(refused("23505")))
+    assert not inserts._no_sequence
