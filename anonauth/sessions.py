@@ -48,7 +48,7 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, router
 from django.http import HttpRequest, HttpResponseBase
-from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH
+from django.middleware.csrf import rotate_token
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import http_date
@@ -156,20 +156,7 @@ def start_guest_session(
         session.modified = False
         state.of(request).unsaved_cookie = True
     request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
-    rotate_csrf_token(request)
-
-
-def rotate_csrf_token(request: HttpRequest) -> None:
-    """Django's ``rotate_token`` (what ``login()`` does to the CSRF token), its new secret
-    drawn in one go (:func:`random_string`) instead of one ``secrets.choice`` per
-    character: ``CsrfViewMiddleware`` sets the new cookie (or session key) on the
-    response, and the old token is refused from then on."""
-    request.META.update(
-        {
-            "CSRF_COOKIE": random_string(CSRF_SECRET_LENGTH, CSRF_ALLOWED_CHARS),
-            "CSRF_COOKIE_NEEDS_UPDATE": True,
-        }
-    )
+    rotate_token(request)
 
 
 def _mark_as_guest(session: SessionBase, user: AbstractBaseUser) -> None:
@@ -286,7 +273,7 @@ def start_transferred_session(request: HttpRequest, user: AbstractBaseUser) -> N
     _mark_as_guest(session, user)
     session.save()
     request.user = user  # type: ignore[assignment]  # any AUTH_USER_MODEL
-    rotate_csrf_token(request)
+    rotate_token(request)
 
 
 def end_sessions(keys: Sequence[str]) -> None:
@@ -337,7 +324,7 @@ def continue_as_account(request: HttpRequest, user: Any) -> None:
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.pop(SEEN_SESSION_KEY, None)
     session.set_expiry(None)
-    rotate_csrf_token(request)
+    rotate_token(request)
     request.user = user
 
 
@@ -348,7 +335,7 @@ def sign_out_keeping_data(request: HttpRequest) -> None:
     for key in AUTH_SESSION_KEYS:
         request.session.pop(key, None)
     request.user = AnonymousUser()
-    rotate_csrf_token(request)
+    rotate_token(request)
 
 
 def end(request: HttpRequest) -> None:

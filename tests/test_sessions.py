@@ -14,6 +14,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.http import HttpResponse
 from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH
 from django.test import AsyncClient, Client, RequestFactory
 
@@ -215,10 +217,11 @@ def test_a_new_guest_gets_a_new_csrf_token_and_only_it_is_accepted() -> None:
     assert accepted.status_code == 200, accepted.content
 
 
-def test_rotate_csrf_token_asks_the_middleware_for_a_new_cookie() -> None:
+def test_signing_out_asks_the_middleware_for_a_new_csrf_cookie() -> None:
     request = RequestFactory().get("/")
-    sessions.rotate_csrf_token(request)
+    SessionMiddleware(lambda request: HttpResponse()).process_request(request)
+    sessions.sign_out_keeping_data(request)
     first = request.META["CSRF_COOKIE"]
-    sessions.rotate_csrf_token(request)
+    sessions.sign_out_keeping_data(request)
     assert request.META["CSRF_COOKIE"] != first
     assert request.META["CSRF_COOKIE_NEEDS_UPDATE"] is True
