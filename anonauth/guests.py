@@ -378,9 +378,9 @@ def _batched(logs_in: bool) -> bool:
 
 def _transaction(batched: bool, network_key: str | None) -> AbstractContextManager[Any]:
     """The creation's transaction; none for a batch that needs none (its one statement
-    commits alone, unless a transaction is open or the live-guest cap's lock needs one)."""
-    needs_lock = network_key is not None and conf.LIVE_GUEST_CAP is not None
-    if batched and not needs_lock and not db.connection().in_atomic_block:
+    commits alone, unless a transaction is open or the live-guest cap's lock needs one:
+    a ``network_key`` exists only while the cap is on)."""
+    if batched and network_key is None and not db.connection().in_atomic_block:
         return nullcontext()
     return db.atomic()
 

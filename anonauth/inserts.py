@@ -225,14 +225,13 @@ def _plain(model: type[models.Model]) -> bool:
 
 
 def _foreign_receivers(signal: Any, model: type[models.Model]) -> bool:
-    """Whether ``signal`` has a receiver for ``model`` other than anonauth's own."""
-    from anonauth.upgrade import end_guest_status_on_password
-
+    """Whether ``signal`` has a receiver for ``model`` other than anonauth's own (which
+    know a new guest's rows: ``upgrade.end_guest_status_on_password`` skips them)."""
     try:
         sync_receivers, async_receivers = signal._live_receivers(model)
     except (AttributeError, TypeError, ValueError):  # pragma: no cover (another Django)
         return True
     return any(
-        receiver is not end_guest_status_on_password
+        getattr(receiver, "__module__", "").partition(".")[0] != "anonauth"
         for receiver in [*sync_receivers, *async_receivers]
     )
