@@ -248,14 +248,21 @@ def test_a_failing_insert_leaves_nothing(failing: str) -> None:
     assert client.get("/guest-fn/").json()["is_guest"]  # the next request gets its guest
 
 
-def test_a_failing_commit_leaves_nothing() -> None:
+def project_receiver(sender: Any, **kwargs: Any) -> None:
+    pass
+
+
+@pytest.mark.parametrize("path", ["capped", "orm"])
+def test_a_failing_commit_leaves_nothing(path: str) -> None:
     error = DatabaseError("the commit failed")
-    # Batched with no transaction open, the statement is the commit (the failing
-    # statement below); the live-guest cap's lock gives the batch a transaction.
-    with (
-        override_settings(ANONAUTH_LIVE_GUEST_CAP=5),
-        mock.patch.object(db_connection, "commit", side_effect=error),
-    ):
+    # Batched with no transaction open, the statement is the commit (the refused batches
+    # below); the live-guest cap's lock gives the batch a transaction; a project
+    # receiver of the user model keeps the ORM's INSERTs and COMMIT (PostgreSQL too).
+    if path == "capped":
+        setting = override_settings(ANONAUTH_LIVE_GUEST_CAP=5)
+    else:
+        setting = connected(post_save, project_receiver, sender=get_user_model())
+    with setting, mock.patch.object(db_connection, "commit", side_effect=error):
         assert browser().get("/guest-fn/", REMOTE_ADDR="10.9.8.7").json()["refusal"] == (
             "unavailable"
         )
