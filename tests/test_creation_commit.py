@@ -24,6 +24,7 @@ from django.db.models.signals import post_save, pre_save
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext, override_settings
+from rest_framework.authtoken.models import Token
 
 from anonauth import guests, inserts, sessions
 from anonauth.models import AuditEvent, Guest
@@ -485,3 +486,23 @@ def test_a_taken_cache_session_key_gives_the_session_another() -> None:
             response = browser().get("/guest-lean/")
         guest = Guest.objects.get()
         assert response.cookies["sessionid"].value == guest.session_key != taken.session_key
+
+
+def test_drf_docs_token_receiver_gets_its_token_for_a_new_guest() -> None:
+    """DRF's documented ``post_save`` receiver that gives every new user a ``Token``: it
+    runs in the creation's transaction (the ORM path), and its row commits with the
+    guest's."""
+
+    def create_auth_token(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+        if created:
+            Token.objects.create(user=instance)
+
+    with connected(post_save, create_auth_token, sender=get_user_model()):
+        response = browser().get("/guest-fn/")
+        with mock.patch.object(Token.objects, "create", side_effect=DatabaseError("no token")):
+            refused = browser().get("/guest-fn/")
+    guest = Guest.objects.get()
+    assert response.json()["is_guest"]
+    assert Token.objects.get().user_id == guest.user_id
+    assert refused.json()["refusal"] == "unavailable"  # the receiver failed: no guest
+    assert get_user_model().objects.count() == 1
