@@ -26,6 +26,11 @@ django-guest-user (the same view body), judged by its spread
 (:func:`tests.benchmarks.common.judge`): FAIL (exit 1) only if the rounds' interquartile
 range lies below ``TARGET``, or a request failed. Skipped without ``REDIS_URL``
 (``make bench`` runs every benchmark; ``make bench-load`` sets it).
+
+Where ``/proc`` exists (Linux), each side also gets the CPU time its requests cost,
+summed from ``/proc/<pid>/stat`` over a burst and divided by its visitors: the side's
+gunicorn workers, every PostgreSQL process, Redis, and the load generator itself.
+While the 2 cores are the limit, guests/s follows that total.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class Side:
     errors: int = 0
     created: int = 0
     samples: list[str] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)  # ms per visitor, by process
 
     def accepts(self, status: int, headers: dict[str, list[str]], body: bytes) -> bool:
         """Whether the answer is a signed-in guest's (or, with no guest app, a session's)."""
@@ -277,12 +283,74 @@ def visit(side: Side, deadline: float) -> tuple[bool, float, str]:
     return False, elapsed, f"{status} {headers.get('location')} {body[:80]!r}"
 
 
+# CPU time by process, from /proc (Linux)
+
+PROC = "/proc"
+CPU_GROUPS = ("gunicorn", "postgres", "redis", "client")
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process, or none without /proc."""
+    found = []
+    for entry in os.listdir(PROC) if os.path.isdir(PROC) else []:
+        if entry.isdigit():
+            try:
+                with open(f"{PROC}/{entry}/stat") as stat:
+                    head, _, rest = stat.read().rpartition(")")
+            except OSError:  # gone meanwhile
+                continue
+            found.append((int(entry), int(rest.split()[1]), head.partition("(")[2]))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (0 once it is gone)."""
+    try:
+        with open(f"{PROC}/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(side: Side) -> dict[tuple[str, int], float]:
+    """CPU seconds so far of each of ``side``'s gunicorn workers, PostgreSQL processes and
+    Redis, by (group, pid), and of this process (the load generator)."""
+    processes = _processes()
+    if not processes or side.process is None:
+        return {}
+    found = {("client", os.getpid()): time.process_time()}
+    for pid, parent, name in processes:
+        if parent == side.process.pid:
+            found["gunicorn", pid] = _cpu_seconds(pid)
+        elif name.startswith("postgres"):
+            found["postgres", pid] = _cpu_seconds(pid)
+        elif name.startswith("redis-server"):
+            found["redis", pid] = _cpu_seconds(pid)
+    return found
+
+
+def cpu_per_visitor(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float], visitors: int
+) -> dict[str, float]:
+    """Milliseconds of CPU per visitor by group, over the processes alive at both ends (a
+    backend that exited meanwhile takes its time with it; one that started is not seen)."""
+    totals = dict.fromkeys(CPU_GROUPS, 0.0)
+    for key, seconds in after.items():
+        if key in before:
+            totals[key[0]] += (seconds - before[key]) * 1e3 / visitors
+    return totals
+
+
 def burst(side: Side, visitors: int, *, record: bool) -> None:
     deadline = time.monotonic() + BURST_TIMEOUT
+    before = cpu_snapshot(side) if record else {}
     start_time = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         results = list(pool.map(lambda _: visit(side, deadline), range(visitors)))
     wall = time.perf_counter() - start_time
+    if before:
+        side.cpu.append(cpu_per_visitor(before, cpu_snapshot(side), visitors))
     accepted = [seconds for ok, seconds, _ in results if ok]
     side.created += len(accepted)
     failures = [why for ok, _, why in results if not ok]
@@ -320,6 +388,20 @@ def print_report(all_sides: list[Side], verified: dict[str, str]) -> bool:
         )
         for sample in side.samples:
             print(f"      e.g. {sample}")
+    if all(side.cpu for side in all_sides):
+        print("  CPU ms per visitor, median over the rounds (from /proc):")
+        for side in all_sides:
+            parts = {name: statistics.median(c[name] for c in side.cpu) for name in CPU_GROUPS}
+            detail = "  ".join(f"{name} {value:.2f}" for name, value in parts.items())
+            total = statistics.median(sum(c.values()) for c in side.cpu)
+            print(f"  {side.name:<18} total {total:.2f}   {detail}", flush=True)
+        kinds = {side.kind: side for side in all_sides}
+        if "guest_user" in kinds:
+            per_round = ratios(
+                [sum(c.values()) for c in kinds["guest_user"].cpu],
+                [sum(c.values()) for c in kinds["anonauth"].cpu],
+            )
+            report("CPU per visitor, django-guest-user / anonauth", common_spread(per_round))
     kinds = {side.kind: side for side in all_sides}
     ok = all(side.errors == 0 for side in all_sides)
 
