@@ -303,13 +303,13 @@ def _processes() -> list[tuple[int, int, str]]:
     return found
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (0 once it is gone)."""
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of ``pid``; ``None`` once it is gone."""
     try:
         with open(f"{PROC}/{pid}/stat") as stat:
             fields = stat.read().rpartition(")")[2].split()
     except OSError:
-        return 0.0
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -322,11 +322,13 @@ def cpu_snapshot(side: Side) -> dict[tuple[str, int], float]:
     found = {("client", os.getpid()): time.process_time()}
     for pid, parent, name in processes:
         if parent == side.process.pid:
-            found["gunicorn", pid] = _cpu_seconds(pid)
-        elif name.startswith("postgres"):
-            found["postgres", pid] = _cpu_seconds(pid)
-        elif name.startswith("redis-server"):
-            found["redis", pid] = _cpu_seconds(pid)
+            group = "gunicorn"
+        elif name.startswith(("postgres", "redis-server")):
+            group = name.partition("-")[0]
+        else:
+            continue
+        if (seconds := _cpu_seconds(pid)) is not None:
+            found[group, pid] = seconds
     return found
 
 
@@ -388,6 +390,7 @@ def print_report(all_sides: list[Side], verified: dict[str, str]) -> bool:
         )
         for sample in side.samples:
             print(f"      e.g. {sample}")
+    kinds = {side.kind: side for side in all_sides}
     if all(side.cpu for side in all_sides):
         print("  CPU ms per visitor, median over the rounds (from /proc):")
         for side in all_sides:
@@ -395,14 +398,12 @@ def print_report(all_sides: list[Side], verified: dict[str, str]) -> bool:
             detail = "  ".join(f"{name} {value:.2f}" for name, value in parts.items())
             total = statistics.median(sum(c.values()) for c in side.cpu)
             print(f"  {side.name:<18} total {total:.2f}   {detail}", flush=True)
-        kinds = {side.kind: side for side in all_sides}
         if "guest_user" in kinds:
             per_round = ratios(
                 [sum(c.values()) for c in kinds["guest_user"].cpu],
                 [sum(c.values()) for c in kinds["anonauth"].cpu],
             )
             report("CPU per visitor, django-guest-user / anonauth", common_spread(per_round))
-    kinds = {side.kind: side for side in all_sides}
     ok = all(side.errors == 0 for side in all_sides)
 
     def ratio(label: str, numerator: str, denominator: str, target: float | None) -> bool:
