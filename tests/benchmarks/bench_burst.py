@@ -81,6 +81,10 @@ class Side:
     samples: list[str] = field(default_factory=list)
     cpu: list[dict[str, float]] = field(default_factory=list)  # ms per visitor, by process
 
+    def cpu_totals(self) -> list[float]:
+        """Each round's CPU milliseconds per visitor, all processes together."""
+        return [sum(by_group.values()) for by_group in self.cpu]
+
     def accepts(self, status: int, headers: dict[str, list[str]], body: bytes) -> bool:
         """Whether the answer is a signed-in guest's (or, with no guest app, a session's)."""
         sets_session = "sessionid=" in " ".join(headers.get("set-cookie", []))
@@ -289,46 +293,40 @@ PROC = "/proc"
 CPU_GROUPS = ("gunicorn", "postgres", "redis", "client")
 
 
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command name) of every process, or none without /proc."""
-    found = []
-    for entry in os.listdir(PROC) if os.path.isdir(PROC) else []:
-        if entry.isdigit():
-            try:
-                with open(f"{PROC}/{entry}/stat") as stat:
-                    head, _, rest = stat.read().rpartition(")")
-            except OSError:  # gone meanwhile
-                continue
-            found.append((int(entry), int(rest.split()[1]), head.partition("(")[2]))
-    return found
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of ``pid``; ``None`` once it is gone."""
+def _stat(pid: str) -> tuple[int, str, float] | None:
+    """(parent pid, command name, user + system CPU seconds) of ``pid``, from one read of
+    ``/proc/<pid>/stat``; ``None`` once it is gone."""
     try:
         with open(f"{PROC}/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
+            head, _, rest = stat.read().rpartition(")")
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = rest.split()
+    seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), head.partition("(")[2], seconds
 
 
 def cpu_snapshot(side: Side) -> dict[tuple[str, int], float]:
-    """CPU seconds so far of each of ``side``'s gunicorn workers, PostgreSQL processes and
-    Redis, by (group, pid), and of this process (the load generator)."""
-    processes = _processes()
-    if not processes or side.process is None:
+    """CPU seconds so far, by (group, pid), of ``side``'s gunicorn workers, the PostgreSQL
+    and Redis processes and this one (the load generator, all its threads)."""
+    if side.process is None or not os.path.isdir(PROC):
         return {}
-    found = {("client", os.getpid()): time.process_time()}
-    for pid, parent, name in processes:
-        if parent == side.process.pid:
+    found = {}
+    for entry in os.listdir(PROC):
+        stat = _stat(entry) if entry.isdigit() else None
+        if stat is None:
+            continue
+        parent, name, seconds = stat
+        pid = int(entry)
+        if pid == os.getpid():
+            group = "client"
+        elif parent == side.process.pid:
             group = "gunicorn"
         elif name.startswith(("postgres", "redis-server")):
             group = name.partition("-")[0]
         else:
             continue
-        if (seconds := _cpu_seconds(pid)) is not None:
-            found[group, pid] = seconds
+        found[group, pid] = seconds
     return found
 
 
@@ -396,13 +394,10 @@ def print_report(all_sides: list[Side], verified: dict[str, str]) -> bool:
         for side in all_sides:
             parts = {name: statistics.median(c[name] for c in side.cpu) for name in CPU_GROUPS}
             detail = "  ".join(f"{name} {value:.2f}" for name, value in parts.items())
-            total = statistics.median(sum(c.values()) for c in side.cpu)
+            total = statistics.median(side.cpu_totals())
             print(f"  {side.name:<18} total {total:.2f}   {detail}", flush=True)
         if "guest_user" in kinds:
-            per_round = ratios(
-                [sum(c.values()) for c in kinds["guest_user"].cpu],
-                [sum(c.values()) for c in kinds["anonauth"].cpu],
-            )
+            per_round = ratios(kinds["guest_user"].cpu_totals(), kinds["anonauth"].cpu_totals())
             report("CPU per visitor, django-guest-user / anonauth", common_spread(per_round))
     ok = all(side.errors == 0 for side in all_sides)
 
