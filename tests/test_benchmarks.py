@@ -93,11 +93,11 @@ def test_cpu_per_visitor_counts_the_processes_alive_at_both_ends() -> None:
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
 def test_stat_reads_this_process() -> None:
-    stat = bench_burst._stat(str(os.getpid()))
+    stat = bench_burst.proc_stat(str(os.getpid()))
     assert stat is not None
     parent, name, seconds = stat
     assert parent == os.getppid()
     with open(f"/proc/{os.getpid()}/comm") as comm:
         assert name == comm.read().strip()
     assert seconds > 0
-    assert bench_burst._stat("0") is None  # no such process
+    assert bench_burst.proc_stat("0") is None  # no such process

@@ -293,7 +293,7 @@ PROC = "/proc"
 CPU_GROUPS = ("gunicorn", "postgres", "redis", "client")
 
 
-def _stat(pid: str) -> tuple[int, str, float] | None:
+def proc_stat(pid: str) -> tuple[int, str, float] | None:
     """(parent pid, command name, user + system CPU seconds) of ``pid``, from one read of
     ``/proc/<pid>/stat``; ``None`` once it is gone."""
     try:
@@ -313,7 +313,7 @@ def cpu_snapshot(side: Side) -> dict[tuple[str, int], float]:
         return {}
     found = {}
     for entry in os.listdir(PROC):
-        stat = _stat(entry) if entry.isdigit() else None
+        stat = proc_stat(entry) if entry.isdigit() else None
         if stat is None:
             continue
         parent, name, seconds = stat

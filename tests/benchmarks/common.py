@@ -11,7 +11,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def setup_django(settings_module: str = "tests.settings") -> None:
@@ -64,10 +66,10 @@ def report(label: str, value: str) -> None:
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE (rerun with more rounds)"
 
 
-def alternate(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+def alternate(sides: dict[str, Callable[[], T]], rounds: int) -> dict[str, list[T]]:
     """Call each side once per round, the order rotating; return each side's values."""
     names = list(sides)
-    values: dict[str, list[float]] = {name: [] for name in names}
+    values: dict[str, list[T]] = {name: [] for name in names}
     for number in range(rounds):
         shift = number % len(names)
         for name in names[shift:] + names[:shift]:
