@@ -113,13 +113,22 @@ def supports_skip_locked() -> bool:
     return bool(connection().features.has_select_for_update_skip_locked)
 
 
-def advisory_xact_lock(name: str) -> None:
+def advisory_xact_lock(name: str, *, also: tuple[str, list[Any]] | None = None) -> Any:
     """Hold a PostgreSQL advisory lock on ``name`` until the transaction ends (elsewhere
-    nothing: SQLite serialises writers, and unique constraints settle the rest)."""
+    nothing: SQLite serialises writers, and unique constraints settle the rest).
+
+    ``also``: an SQL expression and its parameters, evaluated by the same statement; its
+    value is returned (``None`` without one, or off PostgreSQL)."""
     if not is_postgresql():
-        return
+        return None
+    sql = "pg_advisory_xact_lock(%s, hashtext(%s))"
+    params: list[Any] = [ADVISORY_NAMESPACE, name]
+    if also is not None:
+        sql, params = f"{sql}, {also[0]}", params + also[1]
     with connection().cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ADVISORY_NAMESPACE, name])
+        cursor.execute(f"SELECT {sql}", params)
+        row = cursor.fetchone()
+    return row[1] if also is not None else None
 
 
 def id_set(values: Sequence[Any], field: models.Field[Any, Any]) -> Any:

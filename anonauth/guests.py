@@ -342,9 +342,12 @@ def _create_guest_user(
             # (ATOMIC_REQUESTS, a caller's atomic) a savepoint, so a failed attempt rolls
             # back only its own rows.
             with _transaction(batched, network_key):
-                policy.reserve_network(network_key, creation_key)
+                # Batched, the cap's lock draws the user's key too (one round trip less).
+                capped_batch = batched and network_key is not None
+                draw = inserts.key_draw(get_user_model(), db.alias()) if capped_batch else None
+                user_pk = policy.reserve_network(network_key, creation_key, draw=draw)
                 with inserts.batch(batched):
-                    user = _insert_guest(creation_key, session_key, network_key, metadata)
+                    user = _insert_guest(creation_key, session_key, network_key, metadata, user_pk)
                     if log_in is not None:
                         log_in(user, session_key)
                     audit.record(AuditEvent.CREATED)
@@ -386,11 +389,16 @@ def _transaction(batched: bool, network_key: str | None) -> AbstractContextManag
 
 
 def _insert_guest(
-    creation_key: str | None, session_key: str, network_key: str | None, metadata: dict[str, Any]
+    creation_key: str | None,
+    session_key: str,
+    network_key: str | None,
+    metadata: dict[str, Any],
+    user_pk: Any = None,
 ) -> User:
-    """INSERT the user and its ``Guest`` row (naming the session it will get, the
-    network's keyed hash while the live-guest cap is on, and its metadata)."""
-    user = _insert_user()
+    """INSERT the user (under ``user_pk`` when its key is drawn already) and its ``Guest``
+    row (naming the session it will get, the network's keyed hash while the live-guest
+    cap is on, and its metadata)."""
+    user = _insert_user(user_pk)
     guest = Guest(
         user_id=user.pk,
         creation_key=creation_key,
@@ -461,9 +469,11 @@ def probe_value(request: HttpRequest) -> str | None:
     return value
 
 
-def _insert_user() -> User:
+def _insert_user(pk: Any = None) -> User:
     model = get_user_model()
     user = model(**_identity_fields(model))
+    if pk is not None:
+        user.pk = pk
     user.password = unusable_password()
     inserts.save(user, using=db.alias(), draw_pk=True)
     return user

@@ -70,17 +70,13 @@ class Batch:
         self.rows.append(instance)
 
     def draw_pk(self, model: type[models.Model]) -> Any:
-        connection = connections[self.using]
-        table, column = model._meta.db_table, model._meta.pk.column
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s))",
-                [connection.ops.quote_name(table), column],
-            )
+        sql, params = key_draw(model, self.using)
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(f"SELECT {sql}", params)
             (value,) = cursor.fetchone()
         if value is None:
-            _no_sequence.add((self.using, table))
-            raise NoSequence(table)
+            _no_sequence.add((self.using, model._meta.db_table))
+            raise NoSequence(model._meta.db_table)
         return value
 
     def flush(self) -> None:
@@ -119,6 +115,17 @@ class Batch:
             )
         for func in self.after:
             db.on_commit(func)
+
+
+def key_draw(model: type[models.Model], using: str) -> tuple[str, list[Any]]:
+    """The SQL expression that draws a new key for ``model`` from its sequence (``NULL``
+    when it has none), with its parameters: for a statement that has another job too
+    (the live-guest cap's lock)."""
+    table, column = model._meta.db_table, model._meta.pk.column
+    return "nextval(pg_get_serial_sequence(%s, %s))", [
+        connections[using].ops.quote_name(table),
+        column,
+    ]
 
 
 def insert_sql(instance: models.Model, connection: Any) -> tuple[str, list[Any]]:

@@ -79,19 +79,26 @@ def network_key(request: HttpRequest | None) -> str | None:
     return salted_hmac(NETWORK_SALT, str(network), algorithm="sha256").hexdigest()
 
 
-def reserve_network(key: str | None, creation_key: str | None) -> None:
+def reserve_network(
+    key: str | None, creation_key: str | None, *, draw: tuple[str, list[Any]] | None = None
+) -> Any:
     """Inside the creation's transaction: raise :class:`LiveGuestCapReached` if the
     network ``key`` already has ``ANONAUTH_LIVE_GUEST_CAP`` live guests.
 
     The guest a concurrent request of the same client just created (same
-    ``creation_key``) is not counted: that request goes on to claim it.
+    ``creation_key``) is not counted: that request goes on to claim it. ``draw`` (the
+    SQL that draws the new user's key, :func:`anonauth.inserts.key_draw`) is evaluated
+    by the lock's statement, which saves the creation a round trip; the key drawn is
+    returned (``None`` when there is no cap, or off PostgreSQL). A refused creation
+    leaves that key unused, a gap in the sequence like a rolled-back insert's.
     """
     cap = conf.LIVE_GUEST_CAP
     if key is None or cap is None:
-        return
-    db.advisory_xact_lock(f"network:{key}")
+        return None
+    drawn = db.advisory_xact_lock(f"network:{key}", also=draw)
     live = db.guests().filter(network_key=key)
     if creation_key is not None:
         live = live.exclude(creation_key=creation_key)
     if live.values("pk")[:cap].count() >= cap:
         raise LiveGuestCapReached()
+    return drawn

@@ -54,6 +54,9 @@ def statements(queries: CaptureQueriesContext) -> list[str]:
         if verb == "SELECT" and words[1].startswith("nextval("):
             shown.append("SELECT nextval")
             continue
+        if verb == "SELECT" and words[1].startswith("pg_advisory_xact_lock("):
+            shown.append("SELECT lock" + (" + nextval" if "nextval(" in query["sql"] else ""))
+            continue
         table = {"INSERT": 2, "SELECT": None, "UPDATE": 1, "DELETE": 2}.get(verb)
         if verb == "SELECT":
             table = words.index("FROM") + 1
@@ -278,6 +281,38 @@ needs_batch = pytest.mark.skipif(
 )
 
 
+@needs_batch
+@override_settings(ANONAUTH_LIVE_GUEST_CAP=5)
+def test_the_caps_lock_draws_the_key_in_the_same_statement() -> None:
+    """Under the live-guest cap: the lock and the key's draw in one statement, the count,
+    the rows: 5 statements with BEGIN and COMMIT (6 before)."""
+    with CaptureQueriesContext(db_connection) as queries:
+        response = browser().get("/guest-fn/", REMOTE_ADDR="10.9.8.7")
+    assert response.json()["refusal"] is None
+    begin, lock, count, rows, commit = (query["sql"] for query in queries.captured_queries)
+    assert (begin, commit) == ("BEGIN", "COMMIT")  # the lock's transaction
+    assert "pg_advisory_xact_lock(" in lock
+    assert "nextval(" in lock
+    assert "COUNT(" in count.upper()
+    assert "anonauth_guest" in count
+    assert rows.startswith("WITH")
+    assert "nextval(" not in rows
+    guest = Guest.objects.get()
+    assert guest.user_id == get_user_model().objects.get().pk
+    assert guest.network_key
+
+
+@needs_batch
+def test_a_refusal_by_the_cap_writes_nothing(settings: Any) -> None:
+    settings.ANONAUTH_LIVE_GUEST_CAP = 1
+    assert browser().get("/guest-fn/", REMOTE_ADDR="10.9.8.7").json()["refusal"] is None
+    assert browser().get("/guest-fn/", REMOTE_ADDR="10.9.8.8").json()["refusal"] == (
+        "live_guest_cap"
+    )
+    assert get_user_model().objects.count() == 1
+    assert Guest.objects.count() == 1
+
+
 @contextmanager
 def refused_by_the_database(table: str) -> Iterator[None]:
     """A ``BEFORE INSERT`` trigger on ``table`` that raises: the database refuses the row."""
@@ -332,6 +367,18 @@ def test_a_failing_draw_of_the_key_leaves_nothing() -> None:
 
 
 @needs_batch
+@override_settings(ANONAUTH_LIVE_GUEST_CAP=5)
+def test_a_failing_lock_and_draw_under_the_cap_leaves_nothing() -> None:
+    # The lock's statement fails with the draw it carries (no such sequence).
+    no_sequence = ("nextval('anonauth_no_such_sequence')", [])
+    with mock.patch.object(inserts, "key_draw", return_value=no_sequence):
+        assert browser().get("/guest-fn/", REMOTE_ADDR="10.9.8.7").json()["refusal"] == (
+            "unavailable"
+        )
+    nothing_left()
+
+
+@needs_batch
 def test_a_user_key_without_a_sequence_falls_back_to_the_orm() -> None:
     real = inserts.Batch.draw_pk
 
@@ -355,7 +402,9 @@ def test_a_user_key_without_a_sequence_falls_back_to_the_orm() -> None:
 
 
 @needs_batch
-def test_a_user_key_generated_always_falls_back_to_the_orm() -> None:
+@pytest.mark.parametrize("cap", [None, 5])
+def test_a_user_key_generated_always_falls_back_to_the_orm(cap: int | None, settings: Any) -> None:
+    settings.ANONAUTH_LIVE_GUEST_CAP = cap  # with the cap, the lock's statement draws the key
     table, column = user_table(), get_user_model()._meta.pk.column
 
     def generated(kind: str) -> None:
@@ -377,6 +426,9 @@ def test_a_user_key_generated_always_falls_back_to_the_orm() -> None:
         "INSERT " + " + ".join(tables),
         *(f"INSERT {table}" for table in tables),
     ]
+    if cap is not None:  # each attempt its own lock: the batch's draws the key, the ORM's not
+        locks = [s for s in statements(queries) if s.startswith("SELECT lock")]
+        assert locks == ["SELECT lock + nextval", "SELECT lock"]
     assert Guest.objects.get().session_key == response.cookies["sessionid"].value
     assert get_user_model().objects.count() == 1
 

@@ -190,9 +190,9 @@ class TestQueries:
         plain = self.creation()
         with override_settings(ANONAUTH_BEFORE_CREATE=HOOK):
             assert self.creation() == plain
-        added = 2 if connection.vendor == "postgresql" else 1
+        # The count; on PostgreSQL its lock is taken by the statement that draws the key.
         with override_settings(ANONAUTH_LIVE_GUEST_CAP=5):
-            assert self.creation() == plain + added
+            assert self.creation() == plain + 1
 
 
 CAP = 3
