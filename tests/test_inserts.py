@@ -217,3 +217,19 @@ def test_a_key_the_database_generates_itself_stops_the_batch_for_its_table() -> 
     with pytest.raises(DatabaseError):  # any other refusal is the creation's error
         flush_two(FakeCursor(refused("23505")))
     assert not inserts._no_sequence
+
+
+def test_key_draw_names_the_user_models_sequence() -> None:
+    """The expression the live-guest cap's lock carries: the user key's sequence, found
+    by its quoted table and its column (and on PostgreSQL, a new key each time)."""
+    model = get_user_model()
+    sql, params = inserts.key_draw(model, "default")
+    assert sql == "nextval(pg_get_serial_sequence(%s, %s))"
+    assert params == [connection.ops.quote_name(model._meta.db_table), model._meta.pk.column]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            drawn = []
+            for _ in range(2):
+                cursor.execute(f"SELECT {sql}", params)
+                drawn.append(cursor.fetchone()[0])
+        assert drawn[1] > drawn[0]
