@@ -390,7 +390,9 @@ def print_report(all_sides: list[Side], verified: dict[str, str]) -> bool:
             print(f"      e.g. {sample}")
     kinds = {side.kind: side for side in all_sides}
     if all(side.cpu for side in all_sides):
-        print("  CPU ms per visitor, median over the rounds (from /proc):")
+        # Each column is its own median: on a machine whose speed drifts between rounds
+        # the parts need not add up to the total.
+        print("  CPU ms per visitor, each column's median over the rounds (from /proc):")
         for side in all_sides:
             parts = {name: statistics.median(c[name] for c in side.cpu) for name in CPU_GROUPS}
             detail = "  ".join(f"{name} {value:.2f}" for name, value in parts.items())

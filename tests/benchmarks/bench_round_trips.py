@@ -74,14 +74,14 @@ def run() -> int:
     from django.db import connection
     from django.test import RequestFactory
 
-    from anonauth import guests, rates
+    from anonauth import guests, inserts, rates
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (backend,) = cursor.fetchone()
     client = rates.redis_client(caches["default"])
     redis_pid = int(client.info("server")["process_id"])
-    table = connection.ops.quote_name(get_user_model()._meta.db_table)
+    key_sql, key_params = inserts.key_draw(get_user_model(), connection.alias)
 
     def statement(sql: str, params: list[Any] | None = None) -> Callable[[], None]:
         def execute() -> None:
@@ -94,9 +94,7 @@ def run() -> int:
     request = RequestFactory().post("/", HTTP_X_FORWARDED_FOR="203.0.113.7")
     postgres, redis = {"postgres": backend}, {"redis": redis_pid}
     sides = {
-        "nextval": measured(
-            statement("SELECT nextval(pg_get_serial_sequence(%s, %s))", [table, "id"]), postgres
-        ),
+        "nextval": measured(statement(f"SELECT {key_sql}", key_params), postgres),
         "SELECT 1": measured(statement("SELECT 1"), postgres),
         "rate limit": measured(
             lambda: guests.check_rate(request, group="bench.round_trips", rate="1000000/h"), redis
