@@ -196,6 +196,8 @@ def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
         with db.atomic():
             if not db.lock_guest(user_id):
                 raise NotGuest()  # upgraded, linked or purged meanwhile
+            if _signs_in_otherwise(user):
+                raise NotGuest()  # a stray Guest row never costs an account (as in the purge)
             blocker = Plan.build(user._meta.concrete_model).blocked([user_id]).get(user_id)
             if blocker is not None:
                 raise DeletionBlocked(blocked_by=blocker)
@@ -207,6 +209,14 @@ def delete_guest(user: Any, *, request: HttpRequest | None = None) -> None:
         raise DeletionBlocked(blocked_by=str(error.args[0])) from error
     if request is not None:
         sessions.end(request)
+
+
+def _signs_in_otherwise(user: Any) -> bool:
+    """Whether ``user`` can sign in another way than a guest session: staff, superuser
+    or a usable password."""
+    if getattr(user, "is_superuser", False) or getattr(user, "is_staff", False):
+        return True
+    return bool(user.has_usable_password())
 
 
 # Admission gates

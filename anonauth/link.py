@@ -49,6 +49,10 @@ CONFLICT_POLICIES = (KEEP_TARGET, KEEP_GUEST, ERROR)
 
 # Permissions are the account's own: a PermissionsMixin's m2m fields are never moved.
 PERMISSION_FIELDS = frozenset({"groups", "user_permissions"})
+# The guest flag itself: moved, it would make the account a guest (deleted at its next
+# sign-out, purged once stale). Never moved, whatever ANONAUTH_LINK_EXCLUDE and
+# ANONAUTH_LINK_REASSIGN say.
+GUEST_FLAG = "anonauth.Guest.user"
 LINK_RATE_LIMIT_GROUP = "anonauth.link"
 # ``LinkResult.method``: how the link came about.
 DIRECT = "direct"  # a call to link_guest()
@@ -321,9 +325,10 @@ def relations_to_reassign() -> list[Relation]:
 
 def data_relations() -> list[Relation]:
     """The relations that carry a user's data: every relation to the user model minus
-    ``ANONAUTH_LINK_EXCLUDE`` and the user model's own permissions (``groups``,
-    ``user_permissions``: the account's, never moved or exported)."""
-    excluded = set(conf.LINK_EXCLUDE)
+    ``ANONAUTH_LINK_EXCLUDE``, the user model's own permissions (``groups``,
+    ``user_permissions``: the account's, never moved or exported) and the guest flag
+    (:data:`GUEST_FLAG`), excluded even by a project's own list."""
+    excluded = {*conf.LINK_EXCLUDE, GUEST_FLAG}
     user_label = get_user_model()._meta.label
     return [
         relation

@@ -349,6 +349,14 @@ class TestDeleteGuest:
             guests.delete_guest(member)
         assert get_user_model().objects.filter(pk=member.pk).exists()
 
+    def test_a_user_that_signs_in_otherwise_is_never_deleted(self, member: Any) -> None:
+        # A stray Guest row on an account (a raw update, a bug) must not let a sign-out or
+        # the delete endpoint take the account, as the purge refuses to.
+        Guest.objects.create(user=member)
+        with pytest.raises(NotGuest):
+            guests.delete_guest(member)
+        assert get_user_model().objects.filter(pk=member.pk).exists()
+
 
 class TestLogout:
     def test_a_guest_that_logs_out_is_deleted(self) -> None:

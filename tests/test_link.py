@@ -200,6 +200,28 @@ class TestReassignment:
         link.link_guest(guest, member)
         assert not Note.objects.exists()
 
+    @pytest.mark.parametrize(
+        "setting",
+        [
+            {"ANONAUTH_LINK_EXCLUDE": ["admin.LogEntry.user"]},  # replaces the default list
+            {"ANONAUTH_LINK_EXCLUDE": []},
+            {"ANONAUTH_LINK_REASSIGN": ["anonauth.Guest.user", "linkapp.Note.author"]},
+        ],
+    )
+    def test_the_guest_flag_never_moves(
+        self, guest: Any, member: Any, setting: dict[str, Any]
+    ) -> None:
+        # Moving the Guest row would make the account a guest: deleted at its next
+        # sign-out, purged once stale.
+        Note.objects.create(author=guest, text="moves")
+        with override_settings(**setting):
+            assert "anonauth.Guest.user" not in {r.label for r in link.relations_to_reassign()}
+            result = link.link_guest(guest, member)
+        assert "anonauth.Guest.user" not in result.moved
+        assert not is_guest(get_user_model().objects.get(pk=member.pk))
+        assert not Guest.objects.exists()
+        assert Note.objects.get().author == member
+
     @override_settings(ANONAUTH_LINK_DELETE_GUEST=False)
     def test_keep_the_guest_user(self, guest: Any, member: Any) -> None:
         Note.objects.create(author=guest, text="moves")
@@ -316,6 +338,17 @@ class TestLinkOnLogin:
         assert Guest.objects.filter(user_id=guest_id).exists()
         assert "linking guest" in caplog.text
         assert "receiver bug" in caplog.text
+
+    @override_settings(ANONAUTH_LINK_EXCLUDE=["admin.LogEntry.user"])
+    def test_a_project_exclude_list_keeps_the_account_at_sign_out(self, member: Any) -> None:
+        client, _ = guest_browser_with("from the guest")
+        Note.objects.create(author=member, text="the account's own")
+        client.post(
+            "/accounts/login/", {"username": member.get_username(), "password": "correct-horse-42"}
+        )
+        client.post("/accounts/logout/")
+        assert exists(member)
+        assert Note.objects.filter(author=member).count() == 2
 
     def test_two_guests_of_one_person_both_end_up_in_the_account(self, member: Any) -> None:
         for device in ("phone", "laptop"):  # one after the other
