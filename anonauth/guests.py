@@ -283,19 +283,29 @@ def client_address(request: HttpRequest) -> str:
     (the entries further left are whatever the client sent, and may be spoofed).
 
     A missing or malformed header falls back to ``REMOTE_ADDR``; no address at all (a
-    server on a Unix socket) gives ``""``. Never raises.
+    server on a Unix socket) gives ``""``. An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``,
+    from a dual-stack listener or a proxy) is its IPv4 address: as IPv6 every IPv4 client
+    would share the /64 ``::/64``. Never raises.
     """
     remote = request.META.get("REMOTE_ADDR", "") or ""
     proxies = conf.TRUSTED_PROXIES
     chain = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     chain = [part for part in chain if part]
-    if proxies < 1 or not chain:
-        return remote
-    candidate = chain[-min(proxies, len(chain))]
+    if proxies >= 1 and chain:
+        address = _parsed_address(chain[-min(proxies, len(chain))])
+        if address is not None:
+            return address
+    return _parsed_address(remote) or remote
+
+
+def _parsed_address(text: str) -> str | None:
+    """``text`` as an IP address (IPv4-mapped IPv6 as IPv4), or ``None``."""
     try:
-        return str(ipaddress.ip_address(candidate))
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return remote
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else address)
 
 
 def client_network(request: HttpRequest) -> str:

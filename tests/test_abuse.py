@@ -449,6 +449,38 @@ class TestProxies:
         with override_settings(ANONAUTH_TRUSTED_PROXIES=proxies):
             assert client_address(request) == expected
 
+    @pytest.mark.parametrize(
+        ("remote", "forwarded", "proxies", "expected"),
+        [
+            ("::ffff:198.51.100.7", None, 0, "198.51.100.7"),  # a dual-stack listener
+            ("10.0.0.2", "::ffff:198.51.100.7", 1, "198.51.100.7"),  # a proxy that maps
+            ("2001:db8::7", None, 0, "2001:db8::7"),
+        ],
+    )
+    def test_an_ipv4_mapped_address_is_its_ipv4_address(
+        self, remote: str, forwarded: str | None, proxies: int, expected: str
+    ) -> None:
+        from anonauth.guests import client_address, client_network
+
+        meta = {"REMOTE_ADDR": remote}
+        if forwarded is not None:
+            meta["HTTP_X_FORWARDED_FOR"] = forwarded
+        request = RequestFactory().get("/", **meta)
+        with override_settings(ANONAUTH_TRUSTED_PROXIES=proxies):
+            assert client_address(request) == expected
+            if expected == "198.51.100.7":  # not the ::/64 that every IPv4 client shares
+                assert client_network(request) == expected
+
+    @override_settings(ANONAUTH_RATE_LIMIT="1/m")
+    def test_ipv4_clients_of_a_dual_stack_server_are_counted_apart(self) -> None:
+        statuses = [
+            Client(REMOTE_ADDR=f"::ffff:198.51.{n}.7", HTTP_USER_AGENT="okhttp/4.12")
+            .post(SIGN_IN)
+            .status_code
+            for n in range(3)
+        ]
+        assert statuses == [201, 201, 201]
+
 
 class TestNothingHalfCreated:
     """16. A failed session insert left an orphan guest (user and ``Guest`` rows with no
