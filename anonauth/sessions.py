@@ -93,17 +93,23 @@ def is_cookie_store(store: type[SessionBase] | None = None) -> bool:
 
 def guest_backend() -> str:
     """The backend a guest's session names: the first of ``AUTHENTICATION_BACKENDS`` that
-    can load a user by id (``get_user``). Backends that only check credentials or
-    permissions, such as django-axes' ``AxesStandaloneBackend`` or rules'
-    ``ObjectPermissionBackend``, may come first. Raises ``ImproperlyConfigured`` if none
+    can load a user by id (``get_user``, not ``BaseBackend``'s, which returns ``None``).
+    Backends that only check credentials or permissions, such as django-axes'
+    ``AxesStandaloneBackend``, rules' ``ObjectPermissionBackend`` or a ``BaseBackend``
+    subclass with only ``has_perm``, may come first. Raises ``ImproperlyConfigured`` if none
     can (system check ``anonauth.E501``)."""
     return _loading_backend(tuple(settings.AUTHENTICATION_BACKENDS))
 
 
 @functools.lru_cache(maxsize=8)
 def _loading_backend(paths: tuple[str, ...]) -> str:
+    from django.contrib.auth.backends import BaseBackend
+
     for path in paths:
-        if hasattr(import_string(path), "get_user"):
+        # BaseBackend's own get_user() loads nobody: a permission-only backend that
+        # subclasses it (as Django's docs suggest) cannot keep a guest signed in.
+        get_user = getattr(import_string(path), "get_user", None)
+        if get_user is not None and get_user is not BaseBackend.get_user:
             return path
     raise ImproperlyConfigured(
         "No backend in AUTHENTICATION_BACKENDS can load a signed-in user (none has "

@@ -36,6 +36,11 @@ RULES_FIRST = [
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# A BaseBackend subclass inherits a get_user() that returns None.
+BASE_BACKEND_FIRST = [
+    "tests.testapp.backends.PermissionOnlyBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 
 def app_client() -> tuple[Client, str]:
@@ -52,7 +57,11 @@ class TestOtherBackendsFirst:
     """1. With axes' or rules' backend first, every guest request after the first was a
     500: the session named ``AUTHENTICATION_BACKENDS[0]``, which has no ``get_user``."""
 
-    @pytest.mark.parametrize("backends", [AXES_FIRST, RULES_FIRST], ids=["axes", "rules"])
+    @pytest.mark.parametrize(
+        "backends",
+        [AXES_FIRST, RULES_FIRST, BASE_BACKEND_FIRST],
+        ids=["axes", "rules", "base-backend"],
+    )
     def test_a_guest_stays_signed_in(self, browser: Client, backends: list[str]) -> None:
         with override_settings(AUTHENTICATION_BACKENDS=backends):
             first = browser.get("/guest-fn/").json()

@@ -294,6 +294,7 @@ class TestBackends:
         backends = [
             "axes.backends.AxesStandaloneBackend",
             "rules.permissions.ObjectPermissionBackend",
+            "tests.testapp.backends.PermissionOnlyBackend",  # BaseBackend's get_user: None
         ]
         with override_settings(AUTHENTICATION_BACKENDS=backends):
             [error] = checks.check_backends()
