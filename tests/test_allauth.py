@@ -333,6 +333,37 @@ def test_social_account_of_someone_else_links_the_guest_into_it(guest_browser: C
     assert SocialAccount.objects.get().user_id == owner.pk
 
 
+def test_social_connect_with_someone_else_s_account_links_the_guest_into_it(
+    guest_browser: Client,
+) -> None:
+    # A guest has no account to connect to: its "connect" signs in, like a login.
+    owner = registered_user("owner@example.com")
+    SocialAccount.objects.create(user=owner, provider="dummy", uid="999")
+
+    response = social_login(guest_browser, process="connect", id=999, email="owner@example.com")
+
+    assert response.status_code == 302
+    assert_linked_into(guest_browser, owner)
+    assert SocialAccount.objects.get().user_id == owner.pk
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["someone-else-s", "new"])
+def test_a_social_redirect_leaves_the_guest_alone(guest_browser: Client, existing: bool) -> None:
+    # process="redirect" only authenticates with the provider: nobody signs in or up.
+    if existing:
+        owner = registered_user("owner@example.com")
+        SocialAccount.objects.create(user=owner, provider="dummy", uid="999")
+
+    response = social_login(guest_browser, process="redirect", id=999, email="owner@example.com")
+
+    assert response.status_code == 302
+    guest = account(guest_browser)
+    assert is_guest(guest)
+    assert signed_in_as(guest_browser) == guest.pk
+    assert BasketItem.objects.get(basket__owner=guest).quantity == 2
+    assert SocialAccount.objects.filter(user=guest).count() == 0
+
+
 def test_a_failed_social_link_keeps_the_guest_and_the_login(
     guest_browser: Client, caplog: pytest.LogCaptureFixture
 ) -> None:

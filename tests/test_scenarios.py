@@ -389,10 +389,10 @@ def google_id_token(email: str) -> str:
     return jwt.encode(claims, GOOGLE_KEY, algorithm="RS256", headers={"kid": "scenario"})
 
 
-def provider_token(visitor: Visitor, email: str) -> str:
+def provider_token(visitor: Visitor, email: str, process: str = "login") -> str:
     data = {
         "provider": "google",
-        "process": "login",
+        "process": process,
         "token": {"client_id": GOOGLE_CLIENT_ID, "id_token": google_id_token(email)},
     }
     with google():
@@ -407,6 +407,12 @@ def provider_token_signup(visitor: Visitor, owner: Any) -> str:
 def provider_token_existing(visitor: Visitor, owner: Any) -> str:
     SocialAccount.objects.create(user=owner, provider="google", uid=GOOGLE_SUB)
     return provider_token(visitor, OWNER_EMAIL)
+
+
+def provider_token_connect_existing(visitor: Visitor, owner: Any) -> str:
+    """A guest's "connect" with the owner's Google account: a sign-in, like a login."""
+    SocialAccount.objects.create(user=owner, provider="google", uid=GOOGLE_SUB)
+    return provider_token(visitor, OWNER_EMAIL, process="connect")
 
 
 Run = Callable[[Visitor, Any], str]
@@ -452,6 +458,8 @@ PATHS = [
     path(LINK, COOKIE, headless_social_login_existing),
     path(LINK, APP, provider_token_existing),
     path(LINK, COOKIE, provider_token_existing),
+    path(LINK, APP, provider_token_connect_existing),
+    path(LINK, COOKIE, provider_token_connect_existing),
 ]
 
 

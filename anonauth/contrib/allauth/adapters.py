@@ -79,20 +79,26 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
       attaches the account to the guest and upgrades it in place
       (``guest_upgraded(method="social")``), taking name and email from the
       provider; the address is verified if the provider says so.
-    - A guest's social login with an account that already belongs to a user calls
-      :meth:`link_guest_into`, the hook where the guest is merged into that user.
+    - A guest's social login (or "connect") with an account that already belongs
+      to a user calls :meth:`link_guest_into`, the hook where the guest is merged
+      into that user, who is then signed in.
+    - ``process="redirect"`` (authenticate with the provider, sign nobody in) leaves
+      the guest as it is.
     """
 
     def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
         super().pre_social_login(request, sociallogin)
         if not is_guest(request.user):
             return
+        if sociallogin.state.get("process") == AuthProcess.REDIRECT:
+            return  # allauth only authenticates with the provider: nobody signs in
+        # A guest has no account to connect to: its "connect" is a sign-in (or a
+        # signup, in place), and allauth only links or signs in for a login.
+        sociallogin.state["process"] = AuthProcess.LOGIN
         if sociallogin.is_existing:
             self.link_guest_into(request.user, sociallogin.user, request)
             return
         _require_account_adapter(request)
-        # A guest has no account to connect to: its "connect" is a signup, in place.
-        sociallogin.state["process"] = AuthProcess.LOGIN
         # allauth signs signed-in visitors out before a social login: not this one.
         state.of(request).keep_signed_in = True
 
