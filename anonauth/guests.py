@@ -109,21 +109,30 @@ def ensure_guest(request: HttpRequest) -> AnyUser:
     anonymous, the anonymous user is returned and the refusal is kept on
     ``request.anonauth.refusal`` for the view to show. Idempotent and race-safe:
     concurrent requests carrying the same cookie get the same guest.
+
+    In a DRF view, pass DRF's ``Request``: the guest is signed in on the Django
+    request behind it (whose session the response saves) and becomes DRF's
+    ``request.user`` too.
     """
     user: AnyUser = request.user
     if user.is_authenticated:
         return user
+    django_request = state.django_request(request)
     try:
-        metadata = check_admission(request, lazy=True)
-        return sign_in_new_guest(request, metadata=metadata)[0]
+        metadata = check_admission(django_request, lazy=True)
+        user = sign_in_new_guest(django_request, metadata=metadata)[0]
     except GuestRefused as error:
         refusal = error
     except DatabaseError:
         # Rolled back: no user or guest row is left. The visitor browses on anonymously.
         logger.exception("anonauth: creating a guest failed")
         refusal = GuestUnavailable()
-    state.refuse(request, refusal)
-    observe.refused(request, refusal.code, where="lazy")
+    else:
+        if django_request is not request:
+            request.user = user  # type: ignore[assignment]  # DRF's Request has its own
+        return user
+    state.refuse(django_request, refusal)
+    observe.refused(django_request, refusal.code, where="lazy")
     return user
 
 

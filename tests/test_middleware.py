@@ -18,7 +18,15 @@ from anonauth.test import BROWSER_USER_AGENT
 pytestmark = pytest.mark.django_db
 
 AGENT = {"user-agent": BROWSER_USER_AGENT}
-GUEST_VIEWS = ["/guest-fn/", "/guest-cbv/", "/guest-drf/", "/guest-api-view/", "/ensure/"]
+GUEST_VIEWS = [
+    "/guest-fn/",
+    "/guest-cbv/",
+    "/guest-drf/",
+    "/guest-api-view/",
+    "/ensure/",
+    "/ensure-drf/",  # ensure_guest() given DRF's Request
+    "/ensure-api-view/",
+]
 
 
 @pytest.mark.parametrize("url", GUEST_VIEWS)

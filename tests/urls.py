@@ -19,6 +19,8 @@ urlpatterns = [
     path("guest-drf/", views.GuestDRF.as_view(), name="guest-drf"),
     path("guest-api-view/", views.guest_api_view, name="guest-api-view"),
     path("ensure/", views.ensure, name="ensure"),
+    path("ensure-drf/", views.EnsureDRF.as_view()),
+    path("ensure-api-view/", views.ensure_api_view),
     path("ensure-and-write/", views.ensure_and_write, name="ensure-and-write"),
     path("registered-fn/", views.registered_fn, name="registered-fn"),
     path("registered-cbv/", views.RegisteredCBV.as_view(), name="registered-cbv"),

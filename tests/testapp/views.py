@@ -83,6 +83,23 @@ def ensure(request: HttpRequest) -> JsonResponse:
     return describe(request)
 
 
+class EnsureDRF(APIView):
+    """An unmarked DRF view that asks for a guest with DRF's ``Request``."""
+
+    def get(self, request: Request) -> Response:
+        user = ensure_guest(request)
+        assert request.user == user  # DRF's user, not only the Django request's
+        return Response({"id": user.pk, "is_guest": is_guest(user), "refusal": None})
+
+    post = get
+
+
+@api_view(["GET", "POST"])
+def ensure_api_view(request: Request) -> Response:
+    user = ensure_guest(request)
+    return Response({"id": request.user.pk, "is_guest": is_guest(user), "refusal": None})
+
+
 @registered_user_required
 def registered_fn(request: HttpRequest) -> HttpResponse:
     return HttpResponse("members only")
