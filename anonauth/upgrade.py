@@ -210,17 +210,19 @@ def check_password(password: str, user: Any) -> None:
 def email_in_use(email: str, *, exclude_pk: Any = None) -> bool:
     """Whether an account other than ``exclude_pk`` uses ``email`` or an equivalent
     address (any letter case, the domain in Unicode or IDNA form, NFKC-equal): as the
-    user model's email, or in allauth's ``EmailAddress`` table if installed."""
-    model = get_user_model()
-    field = model.get_email_field_name()
-    users = model._default_manager.filter(_any_of(field, equivalent_emails(email)))
+    user model's email, or in allauth's ``EmailAddress`` table if installed. Read where
+    anonauth writes (never a replica a moment behind), every row (no manager's filter)."""
+    field = get_user_model().get_email_field_name()
+    users = db.users().filter(_any_of(field, equivalent_emails(email)))
     if users.exclude(pk=exclude_pk).exists():
         return True
     if not apps.is_installed("allauth.account"):
         return False
     from allauth.account.models import EmailAddress
 
-    addresses = EmailAddress.objects.filter(_any_of("email", equivalent_emails(email)))
+    addresses = EmailAddress._base_manager.using(db.alias()).filter(
+        _any_of("email", equivalent_emails(email))
+    )
     return bool(addresses.exclude(user_id=exclude_pk).exists())
 
 
@@ -277,8 +279,7 @@ def _check_username_unique(user: Any, fields: dict[str, Any]) -> None:
     name = user.USERNAME_FIELD
     if name not in fields or name == user.get_email_field_name():
         return
-    model = user._meta.model
-    taken = model._default_manager.filter(**{f"{name}__iexact": fields[name]})
+    taken = db.users().filter(**{f"{name}__iexact": fields[name]})
     if taken.exclude(pk=user.pk).exists():
         raise UsernameInUse()
 

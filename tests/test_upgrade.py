@@ -526,3 +526,30 @@ def test_api_second_upgrade_is_refused(browser: Client) -> None:
 
     assert response.status_code == 403
     assert response.json()["code"] == "not_guest"
+
+
+class ReadReplicaRouter:
+    """A project's router that sends reads of users and addresses to a replica (which
+    lags behind the primary); it records which models it was asked to read."""
+
+    asked: list[str] = []
+
+    def db_for_read(self, model: Any, **hints: Any) -> None:
+        if model._meta.label in {settings.AUTH_USER_MODEL, "account.EmailAddress"}:
+            self.asked.append(model._meta.label)
+
+
+@override_settings(DATABASE_ROUTERS=[f"{__name__}.ReadReplicaRouter"])
+def test_uniqueness_is_checked_on_the_primary_not_a_replica() -> None:
+    # A replica a moment behind would not have the account that just took the address.
+    make_registered_user("ada@example.com")
+    guest = create_guest()
+    ReadReplicaRouter.asked.clear()
+
+    with pytest.raises(EmailInUse):
+        upgrade_guest(guest, email="ada@example.com", password=PASSWORD)
+    kwargs = {"username": "grace"} if settings.AUTH_USER_MODEL == "auth.User" else {}
+    upgrade_guest(guest, email="grace@example.com", password=PASSWORD, **kwargs)
+
+    assert ReadReplicaRouter.asked == []
+    assert not is_guest(fresh(guest))
