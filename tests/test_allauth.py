@@ -170,6 +170,77 @@ def test_signup_with_an_email_in_use_leaves_the_guest(guest_browser: Client) -> 
     assert mail.outbox == []
 
 
+# An address in use that allauth's own check lets through: anonauth's upgrade refuses
+# it (an account can't be made twice in place), the form says so; never a 500.
+
+IDNA_OWNER = "ada@xn--bcher-kva.example"  # the same address as ada@bücher.example
+TAKEN = [
+    pytest.param("ada@bücher.example", {}, id="idna-spelling"),
+    pytest.param("ada@example.com", {"ACCOUNT_PREVENT_ENUMERATION": "strict"}, id="strict"),
+]
+
+
+def taken_by_owner(email: str) -> None:
+    registered_user(IDNA_OWNER if "bücher" in email else email)
+
+
+def assert_still_the_guest(client: Client) -> None:
+    guest = account(client)
+    assert is_guest(guest)
+    assert signed_in_as(client) == guest.pk
+    assert BasketItem.objects.get(basket__owner=guest).quantity == 2
+    assert get_user_model().objects.count() == 2
+
+
+@pytest.mark.parametrize(("email", "options"), TAKEN)
+def test_signup_with_an_address_in_use_allauth_lets_through(
+    guest_browser: Client, email: str, options: dict[str, Any]
+) -> None:
+    taken_by_owner(email)
+
+    with override_settings(**options):
+        response = guest_browser.post("/accounts/signup/", {"email": email, "password1": PASSWORD})
+
+    assert response.status_code == 200  # the form again, with its error
+    assert response.context["form"].errors["email"]
+    assert_still_the_guest(guest_browser)
+
+
+@pytest.mark.parametrize(("email", "options"), TAKEN)
+def test_headless_signup_with_an_address_in_use_allauth_lets_through(
+    guest_browser: Client, email: str, options: dict[str, Any]
+) -> None:
+    taken_by_owner(email)
+
+    with override_settings(**options):
+        response = guest_browser.post(
+            "/_allauth/browser/v1/auth/signup",
+            {"email": email, "password": PASSWORD},
+            content_type="application/json",
+        )
+
+    assert response.status_code == 400, response.content
+    assert [e["code"] for e in response.json()["errors"]] == ["email_taken"]
+    assert_still_the_guest(guest_browser)
+
+
+def test_social_signup_with_an_address_in_use_allauth_lets_through(
+    guest_browser: Client,
+) -> None:
+    registered_user(IDNA_OWNER)
+
+    response = social_login(guest_browser, id=31, email="ada@bücher.example")
+
+    # allauth's social signup form asks for another address, as for any taken one
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/3rdparty/signup/"
+    form = guest_browser.post("/accounts/3rdparty/signup/", {"email": "ada@bücher.example"})
+    assert form.status_code == 200  # the form again, with its error
+    assert form.context["form"].errors["email"]
+    assert_still_the_guest(guest_browser)
+    assert not SocialAccount.objects.exists()
+
+
 def test_upgrade_guest_checks_allauth_email_addresses() -> None:
     owner = registered_user("owner@example.com")
     EmailAddress.objects.create(user=owner, email="second@example.com", verified=False)

@@ -12,7 +12,9 @@ from typing import Any
 from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.account.internal import flows
 from allauth.account.utils import has_verified_email
+from allauth.core import context
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.base import AuthProcess
 from django.contrib.auth import get_user_model
@@ -23,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from anonauth import db, sessions, state
 from anonauth.guests import is_guest
 from anonauth.link import can_log_in, link_at_sign_in
-from anonauth.upgrade import PASSWORD, SOCIAL, upgrading
+from anonauth.upgrade import PASSWORD, SOCIAL, email_in_use, upgrading
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
@@ -51,6 +53,18 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         with upgrading(user, request=request, method=PASSWORD):
             super().save_user(request, user, form, commit=True)
         return user
+
+    def validate_unique_email(self, email: str) -> str:
+        """Refuse (``email_taken``, on the form) an address that a guest's upgrade would
+        refuse but allauth's own check lets through: another spelling of an address in
+        use (IDNA or NFKC), or any address in use under
+        ``ACCOUNT_PREVENT_ENUMERATION = "strict"``, which would make a second account
+        with it (an upgrade in place cannot)."""
+        email = super().validate_unique_email(email)
+        guest = getattr(context.request, "user", None)
+        if guest is not None and is_guest(guest) and _taken(email, guest):
+            raise self.validation_error("email_taken")
+        return email
 
     def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
         upgraded_here = kwargs.get("signup") and sessions.signed_in_as(request, user)
@@ -102,6 +116,14 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
         # allauth signs signed-in visitors out before a social login: not this one.
         state.of(request).keep_signed_in = True
 
+    def is_auto_signup_allowed(self, request: HttpRequest, sociallogin: Any) -> bool:
+        """Not for a guest whose provider gives an address :func:`_taken` (allauth's
+        social signup form then asks for another one, as for any address in use)."""
+        allowed = bool(super().is_auto_signup_allowed(request, sociallogin))
+        if allowed and is_guest(request.user) and sociallogin.email_addresses:
+            return not _taken(sociallogin.email_addresses[0].email, request.user)
+        return allowed
+
     def new_user(self, request: HttpRequest, sociallogin: Any) -> Any:
         # Never the guest: allauth looks the social account up with this unsaved user.
         return get_user_model()()
@@ -150,6 +172,16 @@ def _reload(user: Any) -> Any:
     untouched if the signup fails. The guest flag comes in the same query."""
     model = user._meta.model
     return model._default_manager.using(db.alias()).select_related("anonauth_guest").get(pk=user.pk)
+
+
+def _taken(email: str, guest: Any) -> bool:
+    """Whether ``email`` is in use as a guest's upgrade sees it (:func:`email_in_use`)
+    while allauth's check finds no conflict. Where allauth does find one, its own rules
+    apply (an error, or with enumeration prevention its "account exists" mail)."""
+    return bool(
+        flows.manage_email.assess_unique_email(email) is True
+        and email_in_use(email, exclude_pk=guest.pk)
+    )
 
 
 def _require_account_adapter(request: HttpRequest) -> None:
