@@ -58,9 +58,17 @@ def token_authenticators() -> list[BaseAuthentication]:
 
 
 def by_header(request: Request) -> bool:
-    """Whether the client sent credentials in the ``Authorization`` header (which a
-    browser never sends cross-site on its own: no CSRF check is needed)."""
+    """Whether the client sent an ``Authorization`` header (which a browser never sends
+    cross-site on its own). The header alone exempts nothing from the CSRF check: the
+    request must also be authenticated by a token scheme (:func:`by_token`)."""
     return bool(request._request.headers.get("Authorization"))
+
+
+def by_token(request: Request) -> bool:
+    """Whether a token scheme of :func:`token_authenticators` (DRF's Token, simplejwt's
+    JWT), not the session, authenticated ``request``."""
+    authenticator = request.successful_authenticator
+    return isinstance(authenticator, TokenAuthentication) or _is_jwt(authenticator)
 
 
 def _is_jwt(authenticator: Any) -> bool:

@@ -121,8 +121,11 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
 class GuestSessionAuthentication(SessionAuthentication):
     """Session authentication that answers 401 (not 403) when credentials are missing.
 
-    CSRF is checked for every cookie client by :class:`AnonAuthAPIView`, signed in
-    or not, so it is not checked a second time here.
+    :class:`AnonAuthAPIView` checks CSRF for every unsafe request this authenticates by
+    the session cookie, whatever other headers it carries (an ``Authorization`` header
+    exempts only a request a token scheme authenticated), and for cookie clients nobody
+    authenticated; so it is not checked a second time here. A session named by
+    ``X-Session-Token`` is exempt (:func:`anonauth.sessions.use_session_token`).
     """
 
     # drf-spectacular: the same session cookie scheme as DRF's SessionAuthentication.
@@ -151,6 +154,16 @@ class AnonAuthAPIView(APIView):
     Clients authenticate by the session (cookie or ``X-Session-Token``) or by the
     token schemes among the project's ``DEFAULT_AUTHENTICATION_CLASSES``
     (:func:`anonauth.tokens.token_authenticators`).
+
+    An unsafe request, signed in or not, passes Django's CSRF check if it carries
+    cookies (:func:`check_csrf`; a session named by ``X-Session-Token`` is exempt), or
+    else the cross-site check of :func:`check_origin`, unless a token scheme
+    authenticated it. The check runs before authentication when the request carries no
+    ``Authorization`` header (so that a body DRF cannot parse gets the CSRF 403, not a
+    415), after it when it carries one: only a token scheme that accepted the header
+    exempts the request, not the header itself (a token that fails answers 401, as
+    before). A request the session cookie authenticated is checked whatever headers it
+    carries, as DRF's ``SessionAuthentication`` would check it.
     """
 
     authentication_classes = [GuestSessionAuthentication]
@@ -163,16 +176,35 @@ class AnonAuthAPIView(APIView):
         return exception_handler
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        unsafe = request.method not in guests.SAFE_METHODS
-        if unsafe and request.COOKIES and not tokens.by_header(request):
-            check_csrf(request)
-        elif unsafe and not tokens.by_header(request):
-            check_origin(request)
+        if _unsafe(request) and not tokens.by_header(request):
+            check_csrf_or_origin(request)
         super().initial(request, *args, **kwargs)
+
+    def perform_authentication(self, request: Request) -> None:
+        """Authenticate, then check a request with an ``Authorization`` header that no
+        token scheme authenticated (the session cookie did, or nobody), before the
+        permissions and throttles."""
+        super().perform_authentication(request)
+        if _unsafe(request) and tokens.by_header(request) and not tokens.by_token(request):
+            check_csrf_or_origin(request)
+
+
+def _unsafe(request: Request) -> bool:
+    return request.method not in guests.SAFE_METHODS
+
+
+def check_csrf_or_origin(request: Request) -> None:
+    """The check of a request not authenticated by a token: CSRF for a client with
+    cookies, the cross-site check for one without."""
+    if request.COOKIES:
+        check_csrf(request)
+    else:
+        check_origin(request)
 
 
 def check_csrf(request: Request) -> None:
-    """Enforce Django's CSRF check (a token client is exempt: see ``use_session_token``).
+    """Enforce Django's CSRF check (an ``X-Session-Token`` client is exempt: see
+    :func:`anonauth.sessions.use_session_token`).
 
     Run on the Django request, so that a body DRF cannot parse (a cross-site form post)
     still gets the CSRF 403 rather than a 415.

@@ -161,3 +161,151 @@ class TestDelete:
 
     def test_anonymous(self) -> None:
         assert Client().post(DELETE).status_code == 401
+
+
+UPGRADE = "/auth/anonymous/upgrade/"
+TRANSFER = "/auth/anonymous/transfer/"
+REDEEM = "/auth/anonymous/transfer/redeem/"
+NEW_ACCOUNT = {"email": "ada@example.com", "password": "correct horse battery staple"}
+APP_AGENT = "MyApp/1.0 okhttp/4.12"
+# Authorization headers no token scheme accepts from a browser: an unknown scheme, a
+# well-formed DRF Token that names nobody, a JWT that is not one.
+FOREIGN_AUTHORIZATIONS = ["Bogus x", f"Token {'0123456789abcdef' * 2}{'01234567'}", "Bearer x.y.z"]
+
+
+@pytest.fixture
+def token_authentication(settings: Any) -> None:
+    """The project authenticates DRF views by session, Token and JWT."""
+    settings.REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.SessionAuthentication",
+            "rest_framework.authentication.TokenAuthentication",
+            "rest_framework_simplejwt.authentication.JWTAuthentication",
+        ]
+    }
+
+
+def cookie_guest() -> tuple[Client, Any]:
+    """A browser signed in as a new guest by its session cookie, and the guest's id."""
+    client = csrf_browser()
+    user_id = post_with_token(client, SIGN_IN).json()["user"]["id"]
+    return client, user_id
+
+
+def assert_csrf_refused(response: Any) -> None:
+    assert response.status_code == 403, (response.status_code, response.content)
+    assert response.json()["code"] == "csrf_failed"
+
+
+def still_a_guest(user_id: Any) -> bool:
+    return Guest.objects.filter(user_id=user_id).exists()
+
+
+@pytest.mark.usefixtures("token_authentication")
+class TestCsrfWithAnAuthorizationHeader:
+    """An ``Authorization`` header exempts a request from the CSRF check only when a
+    token scheme authenticated it: a cookie session (or a cookie client nobody
+    authenticated) is checked whatever headers it carries."""
+
+    @pytest.mark.parametrize("authorization", FOREIGN_AUTHORIZATIONS)
+    def test_a_cookie_session_cannot_upgrade_without_the_csrf_token(
+        self, authorization: str
+    ) -> None:
+        client, user_id = cookie_guest()
+        response = client.post(
+            UPGRADE, NEW_ACCOUNT, content_type="application/json", HTTP_AUTHORIZATION=authorization
+        )
+        assert_csrf_refused(response)
+        assert still_a_guest(user_id)
+        assert not get_user_model().objects.filter(email=NEW_ACCOUNT["email"]).exists()
+
+    def test_a_valid_token_does_not_exempt_the_cookie_session(self) -> None:
+        """The session authenticates first: a page's own token changes nothing."""
+        from rest_framework.authtoken.models import Token
+
+        from anonauth.guests import create_guest
+
+        key = Token.objects.create(user=create_guest()).key
+        client, user_id = cookie_guest()
+        response = client.post(
+            UPGRADE, NEW_ACCOUNT, content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}"
+        )
+        assert_csrf_refused(response)
+        assert still_a_guest(user_id)
+
+    @pytest.mark.parametrize("url", [DELETE, TRANSFER])
+    def test_a_cookie_session_cannot_act_without_the_csrf_token(self, url: str) -> None:
+        client, user_id = cookie_guest()
+        response = client.post(url, HTTP_AUTHORIZATION="Bogus x")
+        assert_csrf_refused(response)
+        assert still_a_guest(user_id)
+        assert not Guest.objects.get(user_id=user_id).transfer_codes.exists()
+
+    def test_a_cookie_session_with_the_csrf_token_goes_on(self) -> None:
+        client, user_id = cookie_guest()
+        response = client.post(
+            UPGRADE,
+            NEW_ACCOUNT,
+            content_type="application/json",
+            HTTP_AUTHORIZATION="Bogus x",
+            HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["user"]["id"] == user_id
+        assert not still_a_guest(user_id)
+
+    def test_an_anonymous_cookie_client_cannot_sign_in_without_the_csrf_token(self) -> None:
+        client = csrf_browser()
+        response = client.post(SIGN_IN, HTTP_AUTHORIZATION="Bogus x")
+        assert_csrf_refused(response)
+        assert not Guest.objects.exists()
+
+    def test_an_anonymous_cookie_client_cannot_redeem_without_the_csrf_token(self) -> None:
+        """No login CSRF: a page cannot sign the visitor's browser in as its own guest."""
+        attacker, attacker_id = cookie_guest()
+        code = post_with_token(attacker, TRANSFER).json()["code"]
+        victim = csrf_browser()
+        response = victim.post(
+            REDEEM, {"code": code}, content_type="application/json", HTTP_AUTHORIZATION="Bogus x"
+        )
+        assert_csrf_refused(response)
+        assert victim.get(SESSION).status_code == 401
+        assert Guest.objects.get(user_id=attacker_id).transfer_codes.exists()
+
+    def test_a_session_token_client_stays_exempt(self) -> None:
+        app = Client(HTTP_USER_AGENT=APP_AGENT, enforce_csrf_checks=True)
+        signed_in = app.post(SIGN_IN).json()
+        app.cookies["seen"] = "1"  # a cookie jar, but the session is the header's
+        response = app.post(
+            UPGRADE,
+            NEW_ACCOUNT,
+            content_type="application/json",
+            HTTP_AUTHORIZATION="Bogus x",
+            HTTP_X_SESSION_TOKEN=signed_in["session_token"],
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["user"]["id"] == signed_in["user"]["id"]
+        assert response.json()["session_token"] not in (None, signed_in["session_token"])
+
+    @pytest.mark.parametrize("scheme", ["Token", "Bearer"])
+    def test_a_token_client_with_cookies_stays_exempt(self, scheme: str) -> None:
+        from rest_framework.authtoken.models import Token
+
+        from anonauth.contrib.simplejwt import refresh_token_for
+        from anonauth.guests import create_guest
+
+        guest = create_guest()
+        if scheme == "Token":
+            credential = Token.objects.create(user=guest).key
+        else:
+            credential = str(refresh_token_for(guest).access_token)
+        client = csrf_browser()  # cookies (the CSRF one), and no CSRF token sent
+        response = client.post(TRANSFER, HTTP_AUTHORIZATION=f"{scheme} {credential}")
+        assert response.status_code == 201, response.content
+
+    @pytest.mark.parametrize("authorization", FOREIGN_AUTHORIZATIONS[1:])
+    def test_a_token_that_fails_still_answers_401(self, authorization: str) -> None:
+        client = csrf_browser()
+        response = client.post(UPGRADE, NEW_ACCOUNT, HTTP_AUTHORIZATION=authorization)
+        assert response.status_code == 401
+        assert response.json()["code"] != "csrf_failed"
