@@ -467,6 +467,23 @@ def test_password_login_links_the_guest(guest_browser: Client) -> None:
     assert_linked_into(guest_browser, owner)
 
 
+@override_settings(SOCIALACCOUNT_ONLY=True, ACCOUNT_EMAIL_VERIFICATION="none")
+def test_password_login_is_refused_to_guests_too_with_socialaccount_only(
+    guest_browser: Client,
+) -> None:
+    owner = registered_user("owner@example.com")
+    owner.set_password(PASSWORD)
+    owner.save()
+
+    response = guest_browser.post(
+        "/accounts/login/", {"login": "owner@example.com", "password": PASSWORD}
+    )
+
+    assert response.status_code == 403  # as allauth answers anyone: social logins only
+    assert signed_in_as(guest_browser) == guest_id(guest_browser)
+    assert is_guest(account(guest_browser))
+
+
 def test_headless_login_links_the_guest(guest_browser: Client) -> None:
     owner = registered_user("owner@example.com")
     owner.set_password(PASSWORD)
@@ -507,6 +524,44 @@ def test_login_by_code_links_the_guest(guest_browser: Client) -> None:
 
     assert confirmed.status_code == 302, confirmed.content
     assert_linked_into(guest_browser, owner)
+
+
+@override_settings(ACCOUNT_LOGIN_BY_CODE_ENABLED=True, ACCOUNT_LOGIN_BY_CODE_REQUIRED=True)
+def test_signup_with_login_by_code_required_signs_in_after_the_code(
+    guest_browser: Client,
+) -> None:
+    # allauth asks every login for a code first, a signup's too: so for the guest's.
+    response = guest_browser.post(
+        "/accounts/signup/", {"email": "ada@example.com", "password1": PASSWORD}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/code/confirm/"
+    user = assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert signed_in_as(guest_browser) is None  # not before the code
+    code = re.search(r"^([A-Z0-9]{4}-[A-Z0-9]{4})$", mail.outbox[-1].body, re.MULTILINE)
+    assert code is not None, mail.outbox[-1].body
+    confirmed = guest_browser.post(response["Location"], {"code": code.group(1)})
+    assert confirmed.status_code == 302, confirmed.content
+    assert signed_in_as(guest_browser) == user.pk
+    assert guest_browser.session["basket_note"] == "gift wrap"
+
+
+@override_settings(ACCOUNT_LOGIN_BY_CODE_ENABLED=True, ACCOUNT_LOGIN_BY_CODE_REQUIRED=True)
+def test_headless_signup_with_login_by_code_required_waits_for_the_code(
+    guest_browser: Client,
+) -> None:
+    response = guest_browser.post(
+        "/_allauth/browser/v1/auth/signup",
+        {"email": "ada@example.com", "password": PASSWORD},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 401, response.content  # pending: the code step
+    pending = [f["id"] for f in response.json()["data"]["flows"] if f.get("is_pending")]
+    assert pending == ["login_by_code"]
+    assert_upgraded_in_place(guest_browser, "ada@example.com")
+    assert signed_in_as(guest_browser) is None
 
 
 def test_login_code_views_still_turn_registered_users_away(client: Client) -> None:

@@ -13,6 +13,7 @@ from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.internal import flows
+from allauth.account.models import Login
 from allauth.account.utils import has_verified_email
 from allauth.core import context
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
@@ -27,6 +28,8 @@ from anonauth.guests import is_guest
 from anonauth.link import can_log_in, link_at_sign_in
 from anonauth.upgrade import PASSWORD, SOCIAL, email_in_use, upgrading
 
+LOGIN_BY_CODE_STAGE = "allauth.account.stages.LoginByCodeStage"
+
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
     """allauth's account adapter, for a site with guests.
@@ -36,7 +39,8 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
       The random guest username is replaced the way allauth names any new account
       (the form's username, or one generated from the email).
     - With ``ACCOUNT_EMAIL_VERIFICATION = "mandatory"`` the upgraded visitor is
-      signed out (the session keeps its data) until the address is confirmed.
+      signed out (the session keeps its data) until the address is confirmed; with
+      ``ACCOUNT_LOGIN_BY_CODE_REQUIRED``, until the code allauth mails is entered.
     - A guest upgrading through a social login is not signed out first.
     """
 
@@ -68,7 +72,7 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
 
     def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
         upgraded_here = kwargs.get("signup") and sessions.signed_in_as(request, user)
-        if upgraded_here and self._must_verify(user, kwargs):
+        if upgraded_here and (self._must_verify(user, kwargs) or self._must_confirm_code(user)):
             sessions.sign_out_keeping_data(request)
         response: HttpResponse | None = super().pre_login(request, user, **kwargs)
         return response
@@ -77,6 +81,13 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         if state.of(request).keep_signed_in:
             return  # a guest upgrading through a social login
         super().logout(request)
+
+    def _must_confirm_code(self, user: Any) -> bool:
+        """Whether allauth's login-by-code stage will ask this login for a code first
+        (``ACCOUNT_LOGIN_BY_CODE_REQUIRED``), as it asks any new account's."""
+        if LOGIN_BY_CODE_STAGE not in self.get_login_stages():
+            return False
+        return bool(self.is_login_by_code_required(Login(user=user, signup=True)))
 
     def _must_verify(self, user: Any, kwargs: dict[str, Any]) -> bool:
         mandatory = account_settings.EmailVerificationMethod.MANDATORY

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from allauth import app_settings as allauth_settings
 from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.internal import flows
 from allauth.account.mixins import RedirectAuthenticatedUserMixin
@@ -37,6 +38,7 @@ from allauth.socialaccount.internal.flows.signup import get_pending_signup
 from allauth.socialaccount.views import SignupView as AllauthSocialSignupView
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -92,7 +94,15 @@ class SignupView(GuestsWelcomeMixin, AllauthSignupView):  # type: ignore[misc]
 class LoginView(GuestsWelcomeMixin, AllauthLoginView):  # type: ignore[misc]
     """allauth's login page (``account_login``); a guest's login links it into the account."""
 
-    dispatch_for_guest = _guarded_entry("login")
+    _dispatch_for_guest = _guarded_entry("login")
+
+    def dispatch_for_guest(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        if allauth_settings.SOCIALACCOUNT_ONLY and request.method != "GET":
+            raise PermissionDenied()  # as allauth's own dispatch(): social logins only
+        response: HttpResponseBase = self._dispatch_for_guest(request, *args, **kwargs)
+        return response
 
 
 class SocialSignupView(GuestsWelcomeMixin, AllauthSocialSignupView):  # type: ignore[misc]
