@@ -17,7 +17,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.request import Request
 
 from anonauth import sessions
-from anonauth.guests import SAFE_METHODS, ensure_guest
+from anonauth.guests import SAFE_METHODS, ensure_guest, is_guest
 
 
 class SessionTokenAuthentication(BaseAuthentication):
@@ -45,6 +45,8 @@ class GuestCreation(BaseAuthentication):
     The lazy path's gates apply (:func:`anonauth.guests.ensure_guest`); a cookie client's
     unsafe request must pass Django's CSRF check first (403 otherwise, nothing written).
     When a gate refuses, the request stays anonymous and the view's permissions decide.
+    A guest already signed in by the session is recognised; a registered user signed
+    in by the session only if one of the view's own classes accepts sessions.
     """
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
@@ -52,4 +54,6 @@ class GuestCreation(BaseAuthentication):
         if request.method not in SAFE_METHODS and django_request.COOKIES:
             SessionAuthentication().enforce_csrf(request)
         user = ensure_guest(django_request)
-        return (user, None) if user.is_authenticated else None
+        # The guest's identity lives in its session, so the guest is let in by it; a
+        # registered user's session is not, on a view whose own classes did not accept it.
+        return (user, None) if user.is_authenticated and is_guest(user) else None

@@ -187,6 +187,28 @@ class TestTokenUsersStayThemselves:
         assert response.json() == {"id": member.pk, "is_guest": False}
         assert not Guest.objects.exists()
 
+    def test_a_view_without_session_authentication_is_not_answered_by_the_session(
+        self, browser: Client, member: Any
+    ) -> None:
+        """``@guest_allowed`` lets the guest's session in (its identity lives there),
+        not a registered user's: the view authenticates by JWT only."""
+        browser.force_login(member)
+        response = browser.get("/paths/guest-jwt/")
+        assert response.status_code == 401, response.content
+        assert not Guest.objects.exists()
+        jwt = browser.get(
+            "/paths/guest-jwt/", HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(member)}"
+        )
+        assert jwt.json() == {"id": member.pk, "is_guest": False}
+
+    def test_a_guest_of_a_view_without_session_authentication_stays_itself(
+        self, browser: Client
+    ) -> None:
+        first = browser.get("/paths/guest-jwt/").json()
+        assert first["is_guest"]
+        assert browser.get("/paths/guest-jwt/").json() == first
+        assert Guest.objects.count() == 1
+
     def test_a_bad_token_is_refused_and_writes_nothing(self, browser: Client) -> None:
         response = browser.get("/paths/token-first/", HTTP_AUTHORIZATION="Token nonsense")
         assert response.status_code == 401

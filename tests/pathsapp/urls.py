@@ -16,6 +16,7 @@ urlpatterns = [
     path("paths/session-first/", views.SessionFirstView.as_view()),
     path("paths/token-first/", views.TokenFirstView.as_view()),
     path("paths/jwt-only/", views.JWTOnlyView.as_view()),
+    path("paths/guest-jwt/", views.GuestJWTView.as_view()),
     path("paths/session-token/", views.SessionTokenView.as_view()),
     path("paths/last-seen/", views.last_seen),
     path("paths/api-function/", views.guest_api_function),

@@ -81,6 +81,17 @@ class SessionTokenView(APIView):
         return Response(describe(request.user))
 
 
+@guest_allowed
+class GuestJWTView(APIView):
+    """Guests allowed on a view that authenticates by JWT only (no session class)."""
+
+    authentication_classes = [JWTAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response(describe(request.user))
+
+
 class JWTOnlyView(APIView):
     """Not guest-allowed: a view that only token clients reach."""
 
