@@ -4,7 +4,10 @@ Every relation that points at the user model (ForeignKey, OneToOneField, and the
 through tables of ManyToManyFields) is named ``"app_label.ModelName.field_name"``. When a
 guest is linked, ``guest_linking`` receivers run first (to merge domain data their own
 way), then every remaining relation is moved to the account with one UPDATE each, rows
-that would break a unique constraint being resolved per ``ANONAUTH_LINK_CONFLICTS``.
+that would break a unique constraint (fields, conditions or expressions) being resolved
+per ``ANONAUTH_LINK_CONFLICTS``. Rows that reference moved rows by the moved key (the
+photos of a profile whose primary key is its user) follow them, and the deferred foreign
+keys are checked before the link's transaction ends.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import authenticate, get_user_model, login
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -71,9 +75,30 @@ class Relation:
     def rows(self, user: Any) -> models.QuerySet[Any]:
         return self.model._base_manager.using(db.alias()).filter(**{self.field_name: user})
 
-    def unique_sets(self) -> list[tuple[list[str], Q | None]]:
-        """The other fields of each unique constraint that includes this field."""
+    def unique_sets(self) -> list[UniqueSet]:
+        """The rest of each unique constraint that includes this field."""
         return unique_sets(self.model, self.field_name)
+
+    def key(self, user: Any) -> Any:
+        """The value ``user``'s rows hold in this relation's column."""
+        target: Any = self.model._meta.get_field(self.field_name)
+        return getattr(user, target.target_field.attname)
+
+    def dependents(self) -> list[Relation]:
+        """The foreign keys that reference this relation's column (the photos of a profile
+        whose primary key is its user): their rows hold the same key, and follow it."""
+        return referencing(self.model, self.field_name)
+
+
+@dataclass(frozen=True)
+class UniqueSet:
+    """A uniqueness rule that includes a relation's field, seen from that field: the
+    other fields and expressions in which two rows of one user must differ, and the
+    rule's condition."""
+
+    fields: Sequence[str] = ()
+    expressions: Sequence[Any] = ()
+    condition: Q | None = None
 
 
 @dataclass
@@ -110,6 +135,7 @@ def link_guest(
     if not can_log_in(user):
         raise InvalidCredentials(_("A guest is never linked into an inactive account."))
     result = LinkResult(guest_id=guest.pk, user_id=user.pk, method=method)
+    nested = db.connection().in_atomic_block  # ATOMIC_REQUESTS: the request commits
     with db.atomic():
         # The one lock order (the user row, then the Guest row): a concurrent link,
         # upgrade, delete or purge of this guest waits here, or is waited for.
@@ -120,12 +146,15 @@ def link_guest(
         signals.guest_linking.send(
             sender, guest=guest, user=user, request=request, metadata=metadata
         )
-        for relation in relations_to_reassign():
+        relations = relations_to_reassign()
+        for relation in relations:
             move(relation, guest, user, result)
         if conf.LINK_DELETE_GUEST:
             _check_deletable(guest)
             guest.delete(using=db.alias())
             result.guest_deleted = True
+        if nested:
+            _check_foreign_keys(relations, result)
         signals.send_after_commit(
             signals.guest_linked,
             sender,
@@ -145,6 +174,24 @@ def _check_deletable(guest: Any) -> None:
     protected = Plan.build(guest._meta.concrete_model).blocked([guest.pk])
     if protected:
         raise DeletionBlocked(f"{protected[guest.pk]} keeps the guest; it was not linked.")
+
+
+def _check_foreign_keys(relations: Iterable[Relation], result: LinkResult) -> None:
+    """Check the deferred foreign keys now, when the link is a savepoint of an outer
+    transaction (``ATOMIC_REQUESTS``, a caller's ``atomic()``): a reference left dangling
+    (by a ``guest_linking`` receiver, say) fails the link, rolled back with it, not the
+    outer commit after the link reported success. (Outermost, the link's own commit
+    checks them.) PostgreSQL checks every pending constraint (``SET CONSTRAINTS ALL
+    IMMEDIATE``); SQLite the tables the link wrote rows to."""
+    written = {*result.moved, *result.dropped}
+    tables = {r.model._meta.db_table for r in _with_dependents(relations) if r.label in written}
+    db.connection().check_constraints(table_names=sorted(tables))
+
+
+def _with_dependents(relations: Iterable[Relation]) -> Iterable[Relation]:
+    for relation in relations:
+        yield relation
+        yield from _with_dependents(relation.dependents())
 
 
 def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult | None:
@@ -218,30 +265,84 @@ def link_attempted(request: HttpRequest | None) -> bool:
 
 
 def move(relation: Relation, guest: Any, user: Any, result: LinkResult) -> None:
-    """Move ``relation``'s rows from ``guest`` to ``user``, resolving unique conflicts."""
-    dropped = resolve_conflicts(relation, guest, user)
-    if dropped:
-        result.dropped[relation.label] = dropped
-    moved = relation.rows(guest).update(**{relation.field_name: user})
-    if moved:
-        result.moved[relation.label] = moved
+    """Move ``relation``'s rows from ``guest`` to ``user``, resolving unique conflicts per
+    ``ANONAUTH_LINK_CONFLICTS``; the rows that reference them by the moved key follow."""
+    policy = conf.LINK_CONFLICTS.get(relation.label, KEEP_TARGET)
+    _move(relation, relation.key(guest), relation.key(user), policy, result)
 
 
-def resolve_conflicts(relation: Relation, guest: Any, user: Any) -> int:
-    """Delete the rows that would collide after the move; return how many went.
+def _move(relation: Relation, source: Any, target: Any, policy: str, result: LinkResult) -> None:
+    """Move ``relation``'s rows keyed ``source`` to ``target`` with one UPDATE, dropping
+    the rows of the side ``policy`` gives up where a unique constraint would break.
 
-    ``keep_target`` deletes the guest's colliding rows, ``keep_guest`` the account's,
-    ``error`` raises :class:`LinkConflict`. Rows hanging off deleted rows go with them
-    (their own ``on_delete``).
+    The rows of its :meth:`~Relation.dependents` follow, under the same policy: the
+    guest's join the account's row, whichever of the two rows is kept. They are moved
+    before a row they reference is dropped (which would take them with it through their
+    ``on_delete``): ``keep_target`` drops the guest's row once they left it;
+    ``keep_guest`` sets the account's on the guest's row before dropping the account's;
+    ``error`` refuses before anything moves.
+    """
+    dependents = relation.dependents()
+    if dependents and policy == KEEP_GUEST:
+        _park_dependents(relation, dependents, source, target, result)
+    if policy != KEEP_TARGET:
+        _drop_colliding(relation, source, target, policy, result)
+    for dependent in dependents:
+        _move(dependent, source, target, policy, result)
+    if policy == KEEP_TARGET:
+        _drop_colliding(relation, source, target, policy, result)
+    moved = relation.rows(source).update(**{relation.field_name: target})
+    _count(result.moved, relation.label, moved)
+
+
+def _drop_colliding(
+    relation: Relation, source: Any, target: Any, policy: str, result: LinkResult
+) -> None:
+    _count(result.dropped, relation.label, resolve_conflicts(relation, source, target, policy))
+
+
+def _park_dependents(
+    relation: Relation, dependents: Sequence[Relation], source: Any, target: Any, result: LinkResult
+) -> None:
+    """Under ``keep_guest`` the account's row is dropped for the guest's: first set the rows
+    that reference it on the guest's row (where they collide, the guest's win), so they
+    are kept, and come back with the guest's. They were the account's already: not
+    counted as moved."""
+    sets = relation.unique_sets()
+    if not sets or not colliding(relation, target, source, sets).exists():
+        return
+    parked = LinkResult(guest_id=source, user_id=target)
+    for dependent in dependents:
+        _move(dependent, target, source, KEEP_TARGET, parked)
+    for label, rows in parked.dropped.items():
+        _count(result.dropped, label, rows)
+    for label, rows in parked.moved.items():
+        _count(result.moved, label, -rows)
+
+
+def _count(counts: dict[str, int], label: str, rows: int) -> None:
+    total = counts.get(label, 0) + rows
+    if total:
+        counts[label] = total
+    else:
+        counts.pop(label, None)
+
+
+def resolve_conflicts(relation: Relation, source: Any, target: Any, policy: str) -> int:
+    """Delete the rows that would collide once ``source``'s rows are ``target``'s; return
+    how many went.
+
+    ``keep_target`` deletes the source's (the guest's) colliding rows, ``keep_guest``
+    the target's (the account's), ``error`` raises :class:`LinkConflict`. Rows hanging off
+    deleted rows go with them (their own ``on_delete``).
     """
     sets = relation.unique_sets()
     if not sets:
         return 0
-    policy = conf.LINK_CONFLICTS.get(relation.label, KEEP_TARGET)
-    loser, winner = (user, guest) if policy == KEEP_GUEST else (guest, user)
-    colliding = relation.rows(loser).filter(colliding_with(relation, winner, sets))
+    loser, winner = (target, source) if policy == KEEP_GUEST else (source, target)
+    rows = colliding(relation, loser, winner, sets)
     if policy == ERROR:
-        if colliding.exists():
+        if rows.exists():
             raise LinkConflict(
                 format_lazy(
                     _("The account already has rows that {relation} keeps unique."),
@@ -249,35 +350,59 @@ def resolve_conflicts(relation: Relation, guest: Any, user: Any) -> int:
                 )
             )
         return 0
-    _total, per_model = colliding.delete()
+    _total, per_model = rows.delete()
     return per_model.get(relation.model._meta.label, 0)
 
 
-def colliding_with(relation: Relation, owner: Any, sets: Sequence[tuple[list[str], Q | None]]) -> Q:
-    """Rows that share, with one of ``owner``'s rows, the other fields of a unique set."""
+def colliding(
+    relation: Relation, loser: Any, winner: Any, sets: Sequence[UniqueSet]
+) -> models.QuerySet[Any]:
+    """``loser``'s rows that share, with one of ``winner``'s rows, the rest of a unique set:
+    its other fields, and the values of its expressions once the row is ``winner``'s."""
+    rows = relation.rows(loser)
     conditions = []
-    for others, condition in sets:
-        twins = relation.rows(owner).filter(**{name: OuterRef(name) for name in others})
+    for number, rule in enumerate(sets):
+        twins = relation.rows(winner).filter(**{name: OuterRef(name) for name in rule.fields})
+        for index, expression in enumerate(rule.expressions):
+            alias = f"_anonauth_unique_{number}_{index}"
+            rows = rows.annotate(**{alias: _as_moved(relation, expression, winner)})
+            twins = twins.annotate(**{alias: expression}).filter(**{alias: OuterRef(alias)})
+        condition = rule.condition
         exists = Q(Exists(twins.filter(condition) if condition is not None else twins))
         conditions.append(exists & condition if condition is not None else exists)
-    return reduce(or_, conditions)
+    return rows.filter(reduce(or_, conditions))
 
 
-def unique_sets(model: type[models.Model], field_name: str) -> list[tuple[list[str], Q | None]]:
-    """For each uniqueness rule including ``field_name``: its other fields and condition."""
+def _as_moved(relation: Relation, expression: Any, winner: Any) -> Any:
+    """``expression`` over a loser's row as it will be once moved: the relation's column
+    read as ``winner``'s key."""
+    field = relation.model._meta.get_field(relation.field_name)
+    key = Value(winner, output_field=field)  # type: ignore[arg-type]
+    return expression.replace_expressions({F(name): key for name in _names(field)})
+
+
+def unique_sets(model: type[models.Model], field_name: str) -> list[UniqueSet]:
+    """Each uniqueness rule including ``field_name``: its other fields (or expressions)
+    and its condition."""
     opts = model._meta
+    names = _names(opts.get_field(field_name))
     rules: list[tuple[Sequence[str], Q | None]] = []
     if opts.get_field(field_name).unique:  # type: ignore[union-attr]
         rules.append(((field_name,), None))
-    rules.extend((tuple(names), None) for names in opts.unique_together)
+    rules.extend((tuple(together), None) for together in opts.unique_together)
     for constraint in opts.total_unique_constraints + _conditional_constraints(model):
         rules.append((constraint.fields, constraint.condition))
-    names = {field_name, opts.get_field(field_name).attname}  # type: ignore[union-attr]
-    return [
-        ([n for n in fields if n not in names], cond)
+    sets = [
+        UniqueSet(fields=[n for n in fields if n not in names], condition=cond)
         for fields, cond in rules
         if names & set(fields)
     ]
+    return sets + _expression_sets(model, names)
+
+
+def _names(field: Any) -> set[str]:
+    """The names a constraint may use for ``field``."""
+    return {field.name, field.attname, *(["pk"] if field.primary_key else [])}
 
 
 def _conditional_constraints(model: type[models.Model]) -> list[models.UniqueConstraint]:
@@ -285,6 +410,84 @@ def _conditional_constraints(model: type[models.Model]) -> list[models.UniqueCon
         c
         for c in model._meta.constraints
         if isinstance(c, models.UniqueConstraint) and c.fields and c.condition is not None
+    ]
+
+
+def _expression_sets(model: type[models.Model], names: set[str]) -> list[UniqueSet]:
+    """The expression unique constraints that read the field (one of ``names``): their
+    expressions but the bare field, and their condition.
+
+    A constraint with an expression that may read columns Django does not see
+    (``RawSQL``, a function without arguments) is left out: it cannot be compared in a
+    query, and a row that breaks it makes the link fail (rolled back, the guest kept).
+    """
+    sets = []
+    for constraint in model._meta.constraints:
+        if not isinstance(constraint, models.UniqueConstraint) or not constraint.expressions:
+            continue
+        expressions = [_for_validation(e) for e in constraint.expressions]
+        if not all(_comparable(e) for e in expressions):
+            continue
+        if any(names & _references(e) for e in expressions):
+            others = [e for e in expressions if not (isinstance(e, F) and _name(e) in names)]
+            sets.append(UniqueSet(expressions=others, condition=constraint.condition))
+    return sets
+
+
+def _for_validation(expression: Any) -> Any:
+    """``expression`` as a query can compute it (``OpClass``, ``.desc()`` unwrapped)."""
+    unwrap = getattr(expression, "get_expression_for_validation", None)
+    return unwrap() if unwrap is not None else expression
+
+
+def _comparable(expression: Any) -> bool:
+    """Whether every column ``expression`` reads is one Django sees (an ``F``)."""
+    if isinstance(expression, F | Value):
+        return True
+    parts = _parts(expression)
+    return bool(parts) and all(_comparable(part) for part in parts)
+
+
+def _references(expression: Any) -> set[str]:
+    """The fields ``expression`` reads, by name."""
+    if isinstance(expression, F):
+        return {_name(expression).split(LOOKUP_SEP)[0]}
+    return set().union(*(_references(part) for part in _parts(expression)))
+
+
+def _parts(expression: Any) -> list[Any]:
+    """What ``expression`` is made of: its source expressions; for a ``Q`` (a ``When``'s
+    condition), its lookups (as ``F``) and expression values."""
+    if not isinstance(expression, Q):
+        sources: list[Any] = getattr(expression, "get_source_expressions", list)()
+        return [source for source in sources if source is not None]
+    parts = []
+    for child in expression.children:
+        lookup, value = child if isinstance(child, tuple) else (None, child)
+        parts += [F(lookup)] if lookup is not None else []
+        parts += [value] if hasattr(value, "resolve_expression") else []
+    return parts
+
+
+def _name(reference: F) -> str:
+    name: str = reference.name  # type: ignore[attr-defined]  # not in django-stubs
+    return name
+
+
+def referencing(model: type[models.Model], field_name: str) -> list[Relation]:
+    """The foreign keys that point at ``model.field_name`` (its primary key, or their
+    ``to_field``), as relations (``"app_label.ModelName.field_name"``). Multi-table
+    children (parent links) are not among them."""
+    target = model._meta.get_field(field_name)
+    return [
+        Relation(
+            f"{rel.related_model._meta.label}.{rel.field.name}", rel.related_model, rel.field.name
+        )
+        for rel in model._meta.get_fields(include_hidden=True)
+        if isinstance(rel, models.ForeignObjectRel)
+        and isinstance(rel.field, models.ForeignKey)
+        and not rel.parent_link
+        and rel.field.target_field == target
     ]
 
 

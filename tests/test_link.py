@@ -5,8 +5,11 @@ from typing import Any
 import pytest
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
 from django.test import Client, override_settings
+from django.test.utils import isolate_apps
 
 from anonauth import link, signals
 from anonauth.exceptions import LinkConflict, NotGuest
@@ -17,10 +20,14 @@ from tests.linkapp.models import (
     Bookmark,
     Draft,
     Invoice,
+    KeyedProfile,
     Like,
     Membership,
     Note,
+    Page,
     Profile,
+    ProfilePhoto,
+    Tag,
     Team,
     Vote,
     Wallet,
@@ -467,3 +474,257 @@ def test_integrity_is_kept_when_a_unique_twin_appears(guest: Any, member: Any) -
     Profile.objects.create(user=member, nickname="m")
     with pytest.raises(IntegrityError):
         Profile.objects.create(user=member, nickname="again")
+
+
+# A profile keyed by its user (its primary key is the OneToOneField): linking changes
+# that key, so the rows that reference the profile must follow it.
+
+
+def keyed_profile(user: Any, bio: str, *captions: str, cover: str = "") -> KeyedProfile:
+    """``user``'s profile with a photo per caption (and ``cover``, its cover photo)."""
+    profile = KeyedProfile.objects.create(user=user, bio=bio)
+    for caption in (*captions, cover) if cover else captions:
+        ProfilePhoto.objects.create(profile=profile, caption=caption, cover=caption == cover)
+    return profile
+
+
+def photos(user: Any) -> list[str]:
+    """The captions of the photos on ``user``'s profile (``*`` marks the cover)."""
+    rows = ProfilePhoto.objects.filter(profile_id=user.pk).values_list("caption", "cover")
+    return sorted(f"{caption}*" if cover else caption for caption, cover in rows)
+
+
+def foreign_keys_hold() -> bool:
+    """Whether every deferred foreign key holds now (the test's transaction never
+    commits, where the database would check them)."""
+    try:
+        connection.check_constraints()
+    except IntegrityError:
+        return False
+    return True
+
+
+class TestProfileKeyedByTheUser:
+    def test_its_photos_follow_it(self, guest: Any, member: Any) -> None:
+        keyed_profile(guest, "guest's", "hills", cover="beach")
+        result = link.link_guest(guest, member)
+        assert foreign_keys_hold()
+        assert KeyedProfile.objects.get().pk == member.pk
+        assert photos(member) == ["beach*", "hills"]
+        assert result.moved == {"linkapp.KeyedProfile.user": 1, "linkapp.ProfilePhoto.profile": 2}
+
+    def test_its_photos_join_the_accounts_profile(self, guest: Any, member: Any) -> None:
+        """``keep_target``: the account's profile stays, the guest's photos join it; the
+        account's cover photo stays the cover (the guest's, a unique twin, is dropped)."""
+        keyed_profile(guest, "guest's", "hills", cover="beach")
+        keyed_profile(member, "member's", "city", cover="portrait")
+        result = link.link_guest(guest, member)
+        assert foreign_keys_hold()
+        assert KeyedProfile.objects.get().bio == "member's"
+        assert photos(member) == ["city", "hills", "portrait*"]
+        assert result.moved == {"linkapp.ProfilePhoto.profile": 1}
+        assert result.dropped == {
+            "linkapp.KeyedProfile.user": 1,
+            "linkapp.ProfilePhoto.profile": 1,
+        }
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.KeyedProfile.user": "keep_guest"})
+    def test_keep_guest_keeps_the_accounts_photos(self, guest: Any, member: Any) -> None:
+        """The guest's profile replaces the account's; the account's photos stay, on it,
+        and the guest's cover photo wins."""
+        keyed_profile(guest, "guest's", "hills", cover="beach")
+        keyed_profile(member, "member's", "city", cover="portrait")
+        result = link.link_guest(guest, member)
+        assert foreign_keys_hold()
+        assert KeyedProfile.objects.get().bio == "guest's"
+        assert KeyedProfile.objects.get().pk == member.pk
+        assert photos(member) == ["beach*", "city", "hills"]
+        assert result.moved == {"linkapp.KeyedProfile.user": 1, "linkapp.ProfilePhoto.profile": 2}
+        assert result.dropped == {
+            "linkapp.KeyedProfile.user": 1,
+            "linkapp.ProfilePhoto.profile": 1,
+        }
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.KeyedProfile.user": "error"})
+    def test_error_policy_keeps_everything(self, guest: Any, member: Any) -> None:
+        keyed_profile(guest, "guest's", "hills")
+        keyed_profile(member, "member's", "city")
+        with pytest.raises(LinkConflict):
+            link.link_guest(guest, member)
+        assert foreign_keys_hold()
+        assert (photos(guest), photos(member)) == (["hills"], ["city"])
+
+    def test_photos_of_the_account_alone_stay(self, guest: Any, member: Any) -> None:
+        keyed_profile(member, "member's", "city", cover="portrait")
+        link.link_guest(guest, member)
+        assert foreign_keys_hold()
+        assert photos(member) == ["city", "portrait*"]
+
+
+def log_in(client: Client, member: Any) -> Any:
+    return client.post(
+        "/accounts/login/", {"username": member.get_username(), "password": "correct-horse-42"}
+    )
+
+
+def delete_the_profile_behind_djangos_back(guest: Any, **kwargs: Any) -> None:
+    """A receiver bug: raw SQL skips ``on_delete``, the guest's photos point at nothing."""
+    table, key = (connection.ops.quote_name(KeyedProfile._meta.db_table), KeyedProfile._meta.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {key.column} = %s", [guest.pk])
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+
+
+@pytest.mark.django_db(transaction=True)
+class TestInsideAnOuterTransaction:
+    """With ``ATOMIC_REQUESTS`` (or a caller's ``atomic()``) the link is a savepoint: a
+    deferred foreign key it left broken would fail only the outer commit, after the
+    link reported success (a 500 on the login)."""
+
+    @pytest.mark.usefixtures("atomic_requests")
+    def test_a_keyed_profile_links_at_login(self) -> None:
+        member = make_registered_user()
+        client, guest_id = guest_browser_with("n")
+        keyed_profile(get_user_model().objects.get(pk=guest_id), "guest's", "hills")
+        assert log_in(client, member).status_code == 302
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == member.pk
+        assert photos(member) == ["hills"]
+        assert not get_user_model().objects.filter(pk=guest_id).exists()
+
+    @pytest.mark.parametrize("accounts", [[], ["city"]], ids=["moved", "joined"])
+    def test_an_outer_atomic_commits(self, guest: Any, accounts: list[str]) -> None:
+        member = make_registered_user()
+        keyed_profile(guest, "guest's", "hills", cover="beach")
+        if accounts:
+            keyed_profile(member, "member's", *accounts)
+        with transaction.atomic():
+            link.link_guest(guest, member)
+        assert photos(member) == sorted(["beach*", "hills", *accounts])
+
+    @pytest.mark.parametrize("atomic", [True, False], ids=["atomic-requests", "autocommit"])
+    def test_a_broken_foreign_key_fails_the_link_not_the_login(
+        self, atomic: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic)
+        member = make_registered_user()
+        client, guest_id = guest_browser_with("kept")
+        keyed_profile(get_user_model().objects.get(pk=guest_id), "guest's", "hills")
+        with connected(signals.guest_linking, delete_the_profile_behind_djangos_back):
+            response = log_in(client, member)
+        assert response.status_code == 302
+        assert client.get("/auth/anonymous/session/").json()["user"]["id"] == member.pk
+        assert "linking guest" in caplog.text
+        assert Guest.objects.filter(user_id=guest_id).exists()
+        assert Note.objects.get().author_id == guest_id
+        assert KeyedProfile.objects.get().pk == guest_id
+        assert ProfilePhoto.objects.get().profile_id == guest_id
+
+    def test_a_broken_foreign_key_fails_inside_the_link(self, guest: Any) -> None:
+        member, guest_id = make_registered_user(), guest.pk
+        keyed_profile(guest, "guest's", "hills")
+        with transaction.atomic():
+            with (
+                connected(signals.guest_linking, delete_the_profile_behind_djangos_back),
+                pytest.raises(IntegrityError),
+            ):
+                link.link_guest(guest, member)
+            Note.objects.create(author=member, text="the outer transaction goes on")
+        assert Note.objects.get().author == member
+        assert ProfilePhoto.objects.get().profile_id == guest_id
+        assert Guest.objects.filter(user_id=guest_id).exists()
+
+
+# Expression UniqueConstraints: Tag allows one name per owner whatever its case, and one
+# pinned tag per colour whatever its case.
+
+
+def tags(user: Any) -> list[str]:
+    return sorted(Tag.objects.filter(owner=user).values_list("name", flat=True))
+
+
+class TestExpressionUniqueConstraints:
+    def test_lower(self, guest: Any, member: Any) -> None:
+        Tag.objects.create(owner=guest, name="Teapot")  # collides with the account's
+        Tag.objects.create(owner=guest, name="Kettle")
+        Tag.objects.create(owner=member, name="teapot")
+        result = link.link_guest(guest, member)
+        assert tags(member) == ["Kettle", "teapot"]
+        assert result.moved == {"linkapp.Tag.owner": 1}
+        assert result.dropped == {"linkapp.Tag.owner": 1}
+
+    def test_with_a_condition(self, guest: Any, member: Any) -> None:
+        Tag.objects.create(owner=guest, name="a", colour="Red", pinned=True)  # collides
+        Tag.objects.create(owner=guest, name="b", colour="RED")  # outside the condition
+        Tag.objects.create(owner=guest, name="c", colour="blue", pinned=True)  # no twin
+        Tag.objects.create(owner=member, name="m", colour="red", pinned=True)
+        result = link.link_guest(guest, member)
+        assert tags(member) == ["b", "c", "m"]
+        assert result.moved == {"linkapp.Tag.owner": 2}
+        assert result.dropped == {"linkapp.Tag.owner": 1}
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Tag.owner": "keep_guest"})
+    def test_keep_guest(self, guest: Any, member: Any) -> None:
+        Tag.objects.create(owner=guest, name="Teapot")
+        Tag.objects.create(owner=member, name="teapot")
+        Tag.objects.create(owner=member, name="Mug")
+        link.link_guest(guest, member)
+        assert tags(member) == ["Mug", "Teapot"]
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Tag.owner": "error"})
+    def test_error_policy(self, guest: Any, member: Any) -> None:
+        Tag.objects.create(owner=guest, name="Teapot")
+        Tag.objects.create(owner=member, name="teapot")
+        with pytest.raises(LinkConflict):
+            link.link_guest(guest, member)
+        assert (tags(guest), tags(member)) == (["Teapot"], ["teapot"])
+
+    def test_the_user_field_inside_an_expression(self, guest: Any, member: Any) -> None:
+        """``Lower(Concat(Cast("owner"), "/", "slug"))``: the guest's row is compared as
+        it will be once moved, its owner read as the account."""
+        Page.objects.create(owner=guest, slug="Home")  # collides with the account's
+        Page.objects.create(owner=guest, slug="About")
+        Page.objects.create(owner=member, slug="home")
+        result = link.link_guest(guest, member)
+        assert sorted(Page.objects.filter(owner=member).values_list("slug", flat=True)) == [
+            "About",
+            "home",
+        ]
+        assert result.dropped == {"linkapp.Page.owner": 1}
+
+    @isolate_apps("tests.linkapp")
+    def test_expressions_it_cannot_compare_are_left_out(self) -> None:
+        """``RawSQL`` may read any column: its constraint is not resolved (a row that breaks
+        it fails the link, rolled back). One that does not read the user field cannot
+        break by a move."""
+
+        class Sticker(models.Model):
+            owner = models.ForeignKey(get_user_model(), models.CASCADE, related_name="+")
+            name = models.CharField(max_length=20)
+
+            class Meta:
+                app_label = "linkapp"
+                constraints = [
+                    models.UniqueConstraint(RawSQL("lower(name)", ()), "owner", name="raw"),
+                    models.UniqueConstraint(Lower("name"), name="everyone"),
+                    models.UniqueConstraint(Lower("name").desc(), "owner_id", name="desc"),
+                ]
+
+            def __str__(self) -> str:
+                return self.name
+
+        sets = link.unique_sets(Sticker, "owner")
+        assert [(list(s.fields), list(s.expressions)) for s in sets] == [([], [Lower("name")])]
+
+    def test_at_sign_in_the_guests_other_tags_become_the_accounts(self, member: Any) -> None:
+        client, guest_id = guest_browser_with("n")
+        Tag.objects.create(owner_id=guest_id, name="Teapot")
+        Tag.objects.create(owner_id=guest_id, name="Kettle")
+        Tag.objects.create(owner=member, name="teapot")
+        log_in(client, member)
+        assert tags(member) == ["Kettle", "teapot"]
+        assert Note.objects.get().author == member
+        assert not Guest.objects.filter(user_id=guest_id).exists()

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models.functions import Cast, Concat, Lower
 
 USER = settings.AUTH_USER_MODEL
 
@@ -124,3 +125,81 @@ class Like(models.Model):
 
     def __str__(self) -> str:
         return f"like of {self.target}"
+
+
+class KeyedProfile(models.Model):
+    """A OneToOneField that is the primary key: a profile keyed by its user. Linking
+    changes that key, so the rows that reference the profile must follow it."""
+
+    user = models.OneToOneField(
+        USER, primary_key=True, on_delete=models.CASCADE, related_name="keyed_profile"
+    )
+    bio = models.CharField(max_length=50, blank=True)
+
+    def __str__(self) -> str:
+        return self.bio
+
+
+class ProfilePhoto(models.Model):
+    """Rows that reference a :class:`KeyedProfile` by its key; one cover photo each."""
+
+    profile = models.ForeignKey(KeyedProfile, on_delete=models.CASCADE, related_name="photos")
+    caption = models.CharField(max_length=50)
+    cover = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile"], condition=models.Q(cover=True), name="one_cover_photo"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.caption
+
+
+class Tag(models.Model):
+    """Expression unique constraints: one tag per name whatever its case, and one
+    *pinned* tag per colour whatever its case."""
+
+    owner = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=50)
+    colour = models.CharField(max_length=20, blank=True)
+    pinned = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "owner", name="one_tag_name_any_case"),
+            models.UniqueConstraint(
+                "owner",
+                Lower("colour"),
+                condition=models.Q(pinned=True),
+                name="one_pinned_colour_any_case",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Page(models.Model):
+    """An expression unique constraint that reads the user field inside a function: one
+    path ``"<owner id>/<slug>"`` whatever its case."""
+
+    owner = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="+")
+    slug = models.CharField(max_length=50)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower(
+                    Concat(
+                        Cast("owner", models.CharField(max_length=20)), models.Value("/"), "slug"
+                    )
+                ),
+                name="one_page_path",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
