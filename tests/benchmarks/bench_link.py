@@ -12,6 +12,7 @@ queries independent of the row count).
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import time
@@ -24,13 +25,16 @@ MAX_SECONDS = 1.0
 ROUNDS = 5
 
 
+ACCOUNTS = itertools.count()
+
+
 def populate(per_relation: int) -> tuple[Any, Any]:
     from anonauth.guests import create_guest
     from anonauth.test import make_registered_user
     from tests.linkapp.models import Draft, Membership, Note, Team, Vote
 
     guest = create_guest()
-    member = make_registered_user(email=f"member{per_relation}@example.com")
+    member = make_registered_user(email=f"member{next(ACCOUNTS)}@example.com")  # one a link
     teams = Team.objects.bulk_create(Team(name=f"t{i}") for i in range(per_relation))
     Note.objects.bulk_create(Note(author=guest, text=f"n{i}") for i in range(per_relation))
     Draft.objects.bulk_create(Draft(editor=guest, title=f"d{i}") for i in range(per_relation))
