@@ -101,3 +101,18 @@ def test_stat_reads_this_process() -> None:
         assert name == comm.read().strip()
     assert seconds > 0
     assert bench_burst.proc_stat("0") is None  # no such process
+
+
+@pytest.mark.django_db
+def test_bench_link_links_round_after_round() -> None:
+    """Every round links a guest into an account of its own (the second used to raise
+    ``IntegrityError`` on the first round's username): the link part of ``make bench``."""
+    from tests.benchmarks import bench_link
+
+    runs = [bench_link.link_once(20) for _ in range(2)]
+
+    assert [queries for queries, _, _ in runs] == [runs[0][0]] * 2
+    assert [sum(result.moved.values()) for _, _, result in runs] == [
+        80,
+        80,
+    ]  # 20 each, less 10 votes and 10 memberships in conflict
