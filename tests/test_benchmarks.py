@@ -104,6 +104,7 @@ def test_stat_reads_this_process() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.auth_user_only  # the benchmark's M2M rows name auth.User's through field
 def test_bench_link_links_round_after_round() -> None:
     """Every round links a guest into an account of its own (the second used to raise
     ``IntegrityError`` on the first round's username): the link part of ``make bench``."""
