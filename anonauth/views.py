@@ -176,6 +176,7 @@ class AnonAuthAPIView(APIView):
         return exception_handler
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        check_charset(request)
         if _unsafe(request) and not tokens.by_header(request):
             check_csrf_or_origin(request)
         super().initial(request, *args, **kwargs)
@@ -187,6 +188,24 @@ class AnonAuthAPIView(APIView):
         super().perform_authentication(request)
         if _unsafe(request) and tokens.by_header(request) and not tokens.by_token(request):
             check_csrf_or_origin(request)
+
+
+def check_charset(request: Request) -> None:
+    """Refuse (400 ``parse_error``) a body whose ``charset`` is no text encoding.
+
+    Django takes any codec ``codecs.lookup()`` knows, ``bz2_codec`` and ``zlib_codec``
+    included: DRF releases before 3.18 then decompress a small body past
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (JSON) or fail with a ``LookupError`` (forms). Run
+    before anything reads the body, the CSRF check's form parsing included.
+    """
+    encoding = request._request.encoding
+    if encoding is None:
+        return
+    try:
+        "".encode(encoding)
+    except LookupError as error:
+        message = _('Unsupported charset "%(charset)s" in the Content-Type header.')
+        raise exceptions.ParseError(message % {"charset": encoding}) from error
 
 
 def _unsafe(request: Request) -> bool:

@@ -5,7 +5,9 @@ Each class names the defect of the issue "Abuse, faults and bad input" it pins d
 
 from __future__ import annotations
 
+import bz2
 import json
+import zlib
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -227,6 +229,33 @@ class TestBadBodies:
         )
         assert response.status_code == 400
         assert response.json()["code"] == "parse_error"
+
+    @pytest.mark.parametrize(
+        "content_type", ["application/json", "application/x-www-form-urlencoded"]
+    )
+    @pytest.mark.parametrize("charset", ["bz2_codec", "zlib_codec"])
+    @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
+    def test_a_charset_that_is_no_text_encoding(self, content_type: str, charset: str) -> None:
+        """A 100-byte bz2 body named ``charset=bz2_codec`` decompressed to 400 KB past
+        ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (a bomb, on the DRF releases before 3.18), and
+        a form one was a 500 (``LookupError``): any charset but a text one is a 400."""
+        client = guest_client()
+        password = "x" * 400_000
+        if content_type == "application/json":
+            raw = json.dumps({"email": "a@example.com", "password": password}).encode()
+        else:
+            raw = f"email=a%40example.com&password={password}".encode()
+        body = bz2.compress(raw) if charset == "bz2_codec" else zlib.compress(raw)
+        response = client.generic(
+            "POST",
+            UPGRADE,
+            body,
+            content_type=f"{content_type}; charset={charset}",
+            HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+        )
+        assert response.status_code == 400, response.content
+        assert response.json()["code"] == "parse_error"
+        assert is_guest(get_user_model().objects.get())
 
     @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
     def test_a_body_too_large(self) -> None:

@@ -382,7 +382,8 @@ class TestTokenClientsGoOn:
         assert body["user"] == {**body["user"], "id": guest.pk, "is_guest": False}
         assert body["session_token"] is None
         access = AccessToken(body["tokens"]["access"])
-        assert (access["user_id"], access["is_guest"]) == (str(guest.pk), False)
+        # simplejwt 5.5.1 on writes the claim as text, earlier releases as it is
+        assert (str(access["user_id"]), access["is_guest"]) == (str(guest.pk), False)
         assert RefreshToken(body["tokens"]["refresh"])["is_guest"] is False
 
     def test_a_jwt_guest_links_and_gets_the_accounts_tokens(self) -> None:
@@ -397,7 +398,7 @@ class TestTokenClientsGoOn:
         )
         assert response.status_code == 200, response.content
         access = response.json()["tokens"]["access"]
-        assert AccessToken(access)["user_id"] == str(member.pk)
+        assert str(AccessToken(access)["user_id"]) == str(member.pk)
         again = Client(HTTP_USER_AGENT="okhttp/4.12").get(
             "/paths/jwt-only/", HTTP_AUTHORIZATION=f"Bearer {access}"
         )
