@@ -41,7 +41,7 @@ from anonauth import db
 from anonauth.conf import conf
 from anonauth.exceptions import RateLimited
 from anonauth.guests import check_rate
-from anonauth.link import Relation, data_relations
+from anonauth.link import Relation, data_relations, with_dependents
 
 logger = logging.getLogger("anonauth")
 
@@ -134,11 +134,12 @@ _encode = ExportEncoder(ensure_ascii=False).encode
 def exported_relations() -> list[Relation]:
     """The relations an export reads: link's :func:`~anonauth.link.data_relations`
     (every relation to the user model, minus ``ANONAUTH_LINK_EXCLUDE`` and the user
-    model's own ``groups`` and ``user_permissions``), minus the apps of
+    model's own ``groups`` and ``user_permissions``) and the rows a link moves along
+    with them (the photos of a profile keyed by its user), minus the apps of
     :data:`FRAMEWORK_APPS`."""
     return [
         relation
-        for relation in data_relations()
+        for relation in with_dependents(data_relations())
         if relation.model._meta.app_label not in FRAMEWORK_APPS
     ]
 

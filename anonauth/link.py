@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -184,14 +184,15 @@ def _check_foreign_keys(relations: Iterable[Relation], result: LinkResult) -> No
     checks them.) PostgreSQL checks every pending constraint (``SET CONSTRAINTS ALL
     IMMEDIATE``); SQLite the tables the link wrote rows to."""
     written = {*result.moved, *result.dropped}
-    tables = {r.model._meta.db_table for r in _with_dependents(relations) if r.label in written}
+    tables = {r.model._meta.db_table for r in with_dependents(relations) if r.label in written}
     db.connection().check_constraints(table_names=sorted(tables))
 
 
-def _with_dependents(relations: Iterable[Relation]) -> Iterable[Relation]:
+def with_dependents(relations: Iterable[Relation]) -> Iterator[Relation]:
+    """``relations``, each followed by its :meth:`~Relation.dependents` (recursively)."""
     for relation in relations:
         yield relation
-        yield from _with_dependents(relation.dependents())
+        yield from with_dependents(relation.dependents())
 
 
 def link_at_sign_in(guest: Any, user: Any, request: HttpRequest) -> LinkResult | None:

@@ -34,7 +34,16 @@ from anonauth.guests import create_guest
 from anonauth.models import Guest
 from anonauth.test import BROWSER_USER_AGENT, guest_client, make_registered_user
 from example_project.shop.models import Order
-from tests.linkapp.models import Draft, Like, Membership, Note, Profile, Team
+from tests.linkapp.models import (
+    Draft,
+    KeyedProfile,
+    Like,
+    Membership,
+    Note,
+    Profile,
+    ProfilePhoto,
+    Team,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +127,22 @@ class TestRows:
         Membership.objects.create(team=team, person=guest, role="captain")
         [row] = rows(guest, "linkapp.Membership.person")
         assert (row["team"], row["person"], row["role"]) == (team.pk, guest.pk, "captain")
+
+    def test_rows_referencing_a_model_keyed_by_the_user(self, guest: Any, member: Any) -> None:
+        """A profile whose primary key is its user, and its photos: the photos hold the
+        user's key too, and are the user's data (a link moves them along)."""
+        profile = KeyedProfile.objects.create(user=guest, bio="mine")
+        ProfilePhoto.objects.create(profile=profile, caption="hills")
+        ProfilePhoto.objects.create(profile=profile, caption="city", cover=True)
+        other = KeyedProfile.objects.create(user=member, bio="theirs")
+        ProfilePhoto.objects.create(profile=other, caption="not mine")
+
+        assert [r["bio"] for r in rows(guest, "linkapp.KeyedProfile.user")] == ["mine"]
+        photos = rows(guest, "linkapp.ProfilePhoto.profile")
+        assert [(r["caption"], r["profile"]) for r in photos] == [
+            ("hills", guest.pk),
+            ("city", guest.pk),
+        ]
 
     def test_a_generic_foreign_key_is_no_relation_to_the_user(self, guest: Any) -> None:
         user_type = ContentType.objects.get_for_model(guest)
