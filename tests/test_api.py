@@ -173,18 +173,6 @@ APP_AGENT = "MyApp/1.0 okhttp/4.12"
 FOREIGN_AUTHORIZATIONS = ["Bogus x", f"Token {'0123456789abcdef' * 2}{'01234567'}", "Bearer x.y.z"]
 
 
-@pytest.fixture
-def token_authentication(settings: Any) -> None:
-    """The project authenticates DRF views by session, Token and JWT."""
-    settings.REST_FRAMEWORK = {
-        "DEFAULT_AUTHENTICATION_CLASSES": [
-            "rest_framework.authentication.SessionAuthentication",
-            "rest_framework.authentication.TokenAuthentication",
-            "rest_framework_simplejwt.authentication.JWTAuthentication",
-        ]
-    }
-
-
 def cookie_guest() -> tuple[Client, Any]:
     """A browser signed in as a new guest by its session cookie, and the guest's id."""
     client = csrf_browser()

@@ -343,18 +343,6 @@ class TestLoginLinks:
         assert browser.get(SESSION).json()["user"]["id"] == member.pk
 
 
-@pytest.fixture
-def token_authentication(settings: Any) -> None:
-    """The project authenticates DRF views by session, Token and JWT."""
-    settings.REST_FRAMEWORK = {
-        "DEFAULT_AUTHENTICATION_CLASSES": [
-            "rest_framework.authentication.SessionAuthentication",
-            "rest_framework.authentication.TokenAuthentication",
-            "rest_framework_simplejwt.authentication.JWTAuthentication",
-        ]
-    }
-
-
 @pytest.mark.usefixtures("token_authentication")
 class TestTokenClientsGoOn:
     """Upgrade and link answer token clients with what they need to go on: a JWT client
