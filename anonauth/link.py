@@ -25,6 +25,7 @@ from django.contrib.auth import authenticate, get_user_model, login
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.lookups import IsNull
 from django.http import HttpRequest
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -99,6 +100,7 @@ class UniqueSet:
     fields: Sequence[str] = ()
     expressions: Sequence[Any] = ()
     condition: Q | None = None
+    nulls_distinct: bool = True  # False: a NULL equals a NULL (``nulls_distinct=False``)
 
 
 @dataclass
@@ -363,15 +365,26 @@ def colliding(
     rows = relation.rows(loser)
     conditions = []
     for number, rule in enumerate(sets):
-        twins = relation.rows(winner).filter(**{name: OuterRef(name) for name in rule.fields})
+        twins = relation.rows(winner)
+        for name in rule.fields:
+            twins = twins.filter(_same(name, rule.nulls_distinct))
         for index, expression in enumerate(rule.expressions):
             alias = f"_anonauth_unique_{number}_{index}"
             rows = rows.annotate(**{alias: _as_moved(relation, expression, winner)})
-            twins = twins.annotate(**{alias: expression}).filter(**{alias: OuterRef(alias)})
+            twins = twins.annotate(**{alias: expression}).filter(_same(alias, rule.nulls_distinct))
         condition = rule.condition
         exists = Q(Exists(twins.filter(condition) if condition is not None else twins))
         conditions.append(exists & condition if condition is not None else exists)
     return rows.filter(reduce(or_, conditions))
+
+
+def _same(name: str, nulls_distinct: bool) -> Q:
+    """The twin's ``name`` equals the outer row's; with ``nulls_distinct=False`` two NULLs
+    are the same value too (SQL's ``=`` never matches a NULL)."""
+    same = Q(**{name: OuterRef(name)})
+    if nulls_distinct:
+        return same
+    return same | (Q(**{f"{name}__isnull": True}) & Q(IsNull(OuterRef(name), True)))
 
 
 def _as_moved(relation: Relation, expression: Any, winner: Any) -> Any:
@@ -387,18 +400,26 @@ def unique_sets(model: type[models.Model], field_name: str) -> list[UniqueSet]:
     and its condition."""
     opts = model._meta
     names = _names(opts.get_field(field_name))
-    rules: list[tuple[Sequence[str], Q | None]] = []
+    rules: list[tuple[Sequence[str], Q | None, bool]] = []
     if opts.get_field(field_name).unique:  # type: ignore[union-attr]
-        rules.append(((field_name,), None))
-    rules.extend((tuple(together), None) for together in opts.unique_together)
+        rules.append(((field_name,), None, True))
+    rules.extend((tuple(together), None, True) for together in opts.unique_together)
     for constraint in opts.total_unique_constraints + _conditional_constraints(model):
-        rules.append((constraint.fields, constraint.condition))
+        rules.append((constraint.fields, constraint.condition, _nulls_distinct(constraint)))
     sets = [
-        UniqueSet(fields=[n for n in fields if n not in names], condition=cond)
-        for fields, cond in rules
+        UniqueSet(
+            fields=[n for n in fields if n not in names], condition=cond, nulls_distinct=distinct
+        )
+        for fields, cond, distinct in rules
         if names & set(fields)
     ]
     return sets + _expression_sets(model, names)
+
+
+def _nulls_distinct(constraint: models.UniqueConstraint) -> bool:
+    """``False`` only for ``nulls_distinct=False`` (``None``, the database's default, is
+    distinct on every database Django supports)."""
+    return constraint.nulls_distinct is not False
 
 
 def _names(field: Any) -> set[str]:
@@ -431,7 +452,13 @@ def _expression_sets(model: type[models.Model], names: set[str]) -> list[UniqueS
             continue
         if any(names & _references(e) for e in expressions):
             others = [e for e in expressions if not (isinstance(e, F) and _name(e) in names)]
-            sets.append(UniqueSet(expressions=others, condition=constraint.condition))
+            sets.append(
+                UniqueSet(
+                    expressions=others,
+                    condition=constraint.condition,
+                    nulls_distinct=_nulls_distinct(constraint),
+                )
+            )
     return sets
 
 

@@ -17,6 +17,7 @@ from anonauth.guests import create_guest, is_guest
 from anonauth.models import Guest
 from anonauth.test import BROWSER_USER_AGENT, connected, guest_client, make_registered_user
 from tests.linkapp.models import (
+    Badge,
     Bookmark,
     Draft,
     Invoice,
@@ -644,6 +645,30 @@ class TestInsideAnOuterTransaction:
 
 def tags(user: Any) -> list[str]:
     return sorted(Tag.objects.filter(owner=user).values_list("name", flat=True))
+
+
+class TestNullsNotDistinct:
+    """``UniqueConstraint(nulls_distinct=False)``: a NULL collides with a NULL (the
+    database enforces it where it can, PostgreSQL 15 on; the model says so everywhere)."""
+
+    def badges(self, user: Any) -> list[tuple[int | None, str]]:
+        rows = Badge.objects.filter(owner=user).values_list("level", "label")
+        return sorted(rows, key=lambda row: (row[0] or 0, row[1]))
+
+    def test_a_null_collides_with_a_null(self, guest: Any, member: Any) -> None:
+        Badge.objects.create(owner=guest, level=None, label="guest's")  # collides
+        Badge.objects.create(owner=guest, level=3, label="gold")
+        Badge.objects.create(owner=member, level=None, label="member's")
+        result = link.link_guest(guest, member)
+        assert self.badges(member) == [(None, "member's"), (3, "gold")]
+        assert result.dropped == {"linkapp.Badge.owner": 1}
+
+    @override_settings(ANONAUTH_LINK_CONFLICTS={"linkapp.Badge.owner": "keep_guest"})
+    def test_keep_guest(self, guest: Any, member: Any) -> None:
+        Badge.objects.create(owner=guest, level=None, label="guest's")
+        Badge.objects.create(owner=member, level=None, label="member's")
+        link.link_guest(guest, member)
+        assert self.badges(member) == [(None, "guest's")]
 
 
 class TestExpressionUniqueConstraints:

@@ -203,3 +203,22 @@ class Page(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+
+class Badge(models.Model):
+    """A unique constraint whose NULLs are not distinct (``nulls_distinct=False``, on
+    databases that have it): one badge per level, and one without a level."""
+
+    owner = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="+")
+    level = models.PositiveSmallIntegerField(null=True, blank=True)
+    label = models.CharField(max_length=20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "level"], nulls_distinct=False, name="one_badge_per_level"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.label
