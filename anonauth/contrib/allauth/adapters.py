@@ -12,6 +12,7 @@ from typing import Any
 from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.account.internal.flows.manage_email import assess_unique_email
 from allauth.account.models import Login
 from allauth.account.utils import has_verified_email
 from allauth.core import context
@@ -188,18 +189,7 @@ def _taken(email: str, guest: Any) -> bool:
     """Whether ``email`` is in use as a guest's upgrade sees it (:func:`email_in_use`)
     while allauth's check finds no conflict. Where allauth does find one, its own rules
     apply (an error, or with enumeration prevention its "account exists" mail)."""
-    return bool(_assess_unique_email(email) is True and email_in_use(email, exclude_pk=guest.pk))
-
-
-def _assess_unique_email(email: str) -> bool | None:
-    """allauth's verdict on ``email`` (unique, taken, or taken but hidden); it moved
-    from ``allauth.account.utils`` to the ``manage_email`` flow in 65.x."""
-    try:
-        from allauth.account.internal.flows.manage_email import assess_unique_email
-    except ImportError:  # pragma: no cover - the older 65.x releases
-        from allauth.account.utils import assess_unique_email
-    verdict: bool | None = assess_unique_email(email)
-    return verdict
+    return bool(assess_unique_email(email) is True and email_in_use(email, exclude_pk=guest.pk))
 
 
 def _require_account_adapter(request: HttpRequest) -> None:
